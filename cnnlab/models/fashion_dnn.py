@@ -1,0 +1,21 @@
+"""The course's fully connected baseline (784-256-128-10).
+
+The course's forward pass skipped the 128 layer by mistake; this is the intended network.
+"""
+
+import flax.linen as nn
+
+from cnnlab.models.layers import tap
+
+
+class FashionDNN(nn.Module):
+  num_classes: int = 10
+  dropout: float = 0.25
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    x = tap(self, "flatten", x.reshape((x.shape[0], -1)))
+    x = tap(self, "dense1", nn.relu(nn.Dense(256, name="dense1")(x)))
+    x = tap(self, "dropout", nn.Dropout(self.dropout, deterministic=not train)(x))
+    x = tap(self, "dense2", nn.relu(nn.Dense(128, name="dense2")(x)))
+    return tap(self, "output", nn.Dense(self.num_classes, name="output")(x))

@@ -1,0 +1,23 @@
+"""What every cnnlab model shares: named taps on layer outputs and the fast pooling layer.
+
+Convention: a model records every layer's output with `tap(self, name, x)` in forward order,
+and a layer with parameters carries the same name. Summaries, feature-map plots and shape
+checks read the "intermediates" collection, so they work for any model without special cases.
+"""
+
+from cnnlab import ops
+
+
+def tap(module, name, x):
+  """Record `x` as the output of layer `name` and pass it through."""
+  module.sow("intermediates", name, x)
+  return x
+
+
+def max_pool(x, window=2, stride=None):
+  """Max pooling over an NHWC batch (reshape+max when windows tile the image)."""
+  return ops.pool_nhwc(x, window, stride, kind="max")
+
+
+def avg_pool(x, window=2, stride=None):
+  return ops.pool_nhwc(x, window, stride, kind="avg")

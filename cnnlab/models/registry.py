@@ -1,0 +1,45 @@
+"""Model names -> Flax modules, so a config names its model by string."""
+
+import dataclasses
+
+from cnnlab.errors import UserError, closest
+from cnnlab.models.fashion_cnn_bn import FashionCNNBN
+from cnnlab.models.fashion_dnn import FashionDNN
+from cnnlab.models.textbook_cnn import TextbookCNN
+
+MODELS = {
+    "textbook_cnn": TextbookCNN,
+    "fashion_dnn": FashionDNN,
+    "fashion_cnn_bn": FashionCNNBN,
+}
+
+
+def model_fields(name):
+  """The hyperparameters a model accepts (its dataclass fields), e.g. {'dropout': 0.4}."""
+  cls = _model_class(name)
+  return {f.name: f.default for f in dataclasses.fields(cls)
+          if f.name not in ("parent", "name") and f.default is not dataclasses.MISSING}
+
+
+def create_model(name, **hparams):
+  """Build the registered model `name`; unknown names or hyperparameters are UserErrors."""
+  cls = _model_class(name)
+  valid = model_fields(name)
+  for key in hparams:
+    if key not in valid:
+      raise UserError(f"model {name!r} has no hyperparameter {key!r}{closest(key, valid)}; "
+                      f"it takes: {', '.join(sorted(valid))}")
+  return cls(**hparams)
+
+
+def create_model_from_config(model_config, num_classes):
+  """Build a model from a config's `model` block: `name` plus its hyperparameters."""
+  hparams = {k: v for k, v in model_config.items() if k != "name"}
+  return create_model(model_config.name, num_classes=num_classes, **hparams)
+
+
+def _model_class(name):
+  if name not in MODELS:
+    raise UserError(f"unknown model {name!r}{closest(name, MODELS)}; "
+                    f"choose one of: {', '.join(sorted(MODELS))}")
+  return MODELS[name]
