@@ -9,7 +9,7 @@ import os
 import re
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from cnnlab.errors import UserError
 
@@ -51,6 +51,7 @@ def run(main, argv=None):
   """`app.run(main)`, with UserError and flag errors reported as one line and exit 2."""
 
   def checked_main(argv):
+    logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
     try:
       return main(argv)
     except UserError as err:
@@ -60,6 +61,21 @@ def run(main, argv=None):
       sys.exit(130)
 
   app.run(checked_main, argv=argv, flags_parser=_parse)
+
+
+def setup_jax():
+  """Process-wide JAX settings for shell commands: a persistent compilation cache.
+
+  Reruns of the same config then skip XLA compilation (seconds on CPU, most of a short GPU
+  run). CNNLAB_JAX_CACHE picks the directory; an empty value turns the cache off.
+  """
+  import jax
+  cache = os.environ.get("CNNLAB_JAX_CACHE",
+                         os.path.join(os.path.expanduser("~"), ".cache", "cnnlab", "jax"))
+  if cache:
+    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def require(condition, message):
