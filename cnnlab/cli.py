@@ -51,7 +51,7 @@ def run(main, argv=None):
   """`app.run(main)`, with UserError and flag errors reported as one line and exit 2."""
 
   def checked_main(argv):
-    logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
+    logging.set_verbosity(logging.ERROR)  # Orbax logs every save at INFO, and more
     try:
       return main(argv)
     except UserError as err:

@@ -55,8 +55,9 @@ def create_train_state(model, tx, rng, input_shape):
   """Initialise parameters (and BatchNorm statistics) for inputs of `input_shape` (H, W, C)."""
   init_rng, state_rng = jax.random.split(rng)
   variables = model.init(init_rng, jnp.zeros((1, *input_shape), jnp.float32), train=False)
-  return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
-                           batch_stats=variables.get("batch_stats", {}), rng=state_rng)
+  state = TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
+                            batch_stats=variables.get("batch_stats", {}), rng=state_rng)
+  return state.replace(step=jnp.zeros((), jnp.int32))  # an array, so it never retraces
 
 
 def to_float(images):

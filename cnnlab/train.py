@@ -19,22 +19,10 @@ import numpy as np
 from tqdm import tqdm
 
 from cnnlab import checkpoint, data, steps
+from cnnlab.runs import build
 from cnnlab.config_check import check_config, check_resume_config
 from cnnlab.errors import UserError
-from cnnlab.models import create_model_from_config
 from cnnlab.writers import MetricWriter
-
-
-def build(config, steps_per_epoch=1):
-  """(model, initial TrainState) of a config; viz/predict use it as the restore target.
-
-  `steps_per_epoch` only sets the length of learning-rate schedules, not any array shape.
-  """
-  model = create_model_from_config(config.model, len(data.class_names(config.dataset)))
-  tx = steps.make_optimizer(config.optimizer, config.num_epochs * steps_per_epoch)
-  state = steps.create_train_state(model, tx, jax.random.PRNGKey(config.seed),
-                                   data.image_shape(config.dataset))
-  return model, state
 
 
 def eval_batches(images, labels, batch_size):
