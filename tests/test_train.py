@@ -1,0 +1,131 @@
+"""Training: the pure step, compile-once, exact evaluation, checkpoints, resume, determinism."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cnnlab import checkpoint, data, runs, steps
+from cnnlab.train import eval_batches, evaluate, train_and_evaluate
+from conftest import DATA_DIR, REPO, needs_data, smoke_config
+
+
+def _real_batch(n=64):
+  x, y = data.load_split("fashion_mnist", "train", DATA_DIR)
+  return {"image": jnp.asarray(x[:n]), "label": jnp.asarray(y[:n])}
+
+
+@needs_data
+def test_train_step_lowers_the_loss_on_a_fixed_batch():
+  _, state = runs.build(smoke_config())
+  batch = _real_batch()
+  step = jax.jit(steps.train_step)
+  losses = []
+  for _ in range(10):
+    state, metrics = step(state, batch)
+    losses.append(float(metrics["loss"]))
+  assert losses[-1] < 0.5 * losses[0], losses
+  assert int(state.step) == 10
+
+
+@needs_data
+def test_train_batch_compiles_once_and_gathers_on_device():
+  config = smoke_config()
+  _, state = runs.build(config)
+  x, y = data.load_split("fashion_mnist", "train", DATA_DIR)
+  images, labels = jax.device_put(x[:256]), jax.device_put(y[:256])
+  train_batch = steps.make_train_batch(32, 8)
+  order = steps.epoch_permutation(state.rng, 0, 256)
+  state, sums = jax.device_put((state, steps.zero_sums()))
+  with jax.transfer_guard("disallow"):  # nothing crosses host<->device inside the epoch
+    for _ in range(8):
+      state, sums = train_batch(state, sums, images, labels, order)
+  assert train_batch._cache_size() == 1
+  sums = jax.device_get(sums)
+  assert sums["count"] == 256 and sums["nonfinite"] == 0 and np.isfinite(sums["loss"])
+
+
+@needs_data
+def test_evaluation_pads_and_masks_so_every_image_counts_once():
+  _, state = runs.build(smoke_config())
+  x, y = data.load_split("fashion_mnist", "test", DATA_DIR)
+  x, y = x[:1003], y[:1003]  # not a multiple of the eval batch
+  logits = steps.logits_fn(state, jnp.asarray(x))
+  want_acc = float(jnp.mean(jnp.argmax(logits, -1) == y))
+  want_loss = float(jnp.mean(steps.cross_entropy(logits, jnp.asarray(y))))
+  got = evaluate(state, eval_batches(x, y, 100))
+  assert got["accuracy"] == pytest.approx(want_acc, abs=1e-6)
+  assert got["loss"] == pytest.approx(want_loss, rel=1e-5)
+
+
+def test_smoke_run_writes_checkpoints_metrics_and_results(smoke_run):
+  workdir, results = smoke_run
+  lines = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert [r["epoch"] for r in lines] == [1, 2]
+  assert lines[-1]["train_loss"] < lines[0]["train_loss"]
+  assert os.listdir(os.path.join(workdir, "tensorboard"))
+  assert sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints"))) == [64, 128]
+  assert json.load(open(os.path.join(workdir, "config.json")))["model"]["name"] == "textbook_cnn"
+  assert 0.55 < results["test_accuracy"] <= 1.0  # 2 epochs on 2,048 images
+
+
+def test_restore_gives_the_same_eval_numbers(smoke_run):
+  workdir, results = smoke_run
+  config, _, state, meta = runs.restore(workdir)
+  best = min(meta["history"], key=lambda r: r["val_loss"])
+  assert int(state.step) == best["step"] == results["best_step"]
+  val = evaluate(state, eval_batches(*data.load_train_validation(config)["validation"], 256))
+  assert val["loss"] == pytest.approx(best["val_loss"], rel=1e-6)
+  assert val["accuracy"] == best["val_accuracy"]
+  test = evaluate(state, eval_batches(*data.load_test(config), 256))
+  assert test["accuracy"] == results["test_accuracy"]
+
+
+def test_rerunning_a_finished_workdir_does_not_retrain(smoke_run):
+  workdir, results = smoke_run
+  before = os.path.getmtime(os.path.join(workdir, "metrics.jsonl"))
+  assert train_and_evaluate(smoke_config(), workdir, log=lambda *a: None) == results
+  assert os.path.getmtime(os.path.join(workdir, "metrics.jsonl")) == before
+
+
+def _final_digest(workdir):
+  mngr = checkpoint.manager(workdir, read_only=True)
+  step = max(mngr.all_steps())
+  return mngr.restore(step, args=checkpoint.ocp.args.Composite(
+      meta=checkpoint.ocp.args.JsonRestore()))["meta"]["digest"]
+
+
+@needs_data
+def test_sigterm_then_resume_equals_an_uninterrupted_run(smoke_run, tmp_path):
+  """SIGTERM mid-epoch saves at the step boundary; the resumed run ends bit-identical."""
+  workdir = str(tmp_path / "interrupted")
+  args = [sys.executable, "-m", "experiments.main", "train",
+          f"--config={REPO}/experiments/smoke.py", f"--workdir={workdir}",
+          f"--data_dir={DATA_DIR}"]
+  env = dict(os.environ, PYTHONPATH=REPO, CNNLAB_JAX_CACHE="")
+  proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+  deadline = time.time() + 120
+  while not os.path.exists(os.path.join(workdir, "checkpoints", "64")):  # epoch 1 saved
+    assert proc.poll() is None and time.time() < deadline, proc.communicate()
+    time.sleep(0.01)
+  proc.send_signal(signal.SIGTERM)
+  out, err = proc.communicate(timeout=120)
+  if proc.returncode == 0:
+    pytest.fail("the run finished before SIGTERM arrived; make the test config larger")
+  assert proc.returncode == 128 + signal.SIGTERM, err
+  assert "resume with: ./launch.sh train" in err + out
+  resumed = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+  assert resumed.returncode == 0, resumed.stderr
+  assert "resuming" in resumed.stdout
+  reference, _ = smoke_run
+  read = lambda d: open(os.path.join(d, "metrics.jsonl")).read()
+  assert read(workdir) == read(reference)  # same numbers, to the last bit
+  assert _final_digest(workdir) == _final_digest(reference)
