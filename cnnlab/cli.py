@@ -10,6 +10,7 @@ import re
 import sys
 
 from absl import app, flags, logging
+from ml_collections import config_flags
 
 from cnnlab.errors import UserError
 
@@ -33,6 +34,14 @@ def _explain_flag_error(err):
   return text.splitlines()[0] if text else repr(err)
 
 
+def _unknown_field(err):
+  """One line for an unknown --config.FIELD (ml_collections adds 'Did you mean ...?')."""
+  key, _, hint = str(err.args[0] if err.args else err).partition("\n")
+  hint = f" ({hint.strip().rstrip('?').lower()}?)" if hint.strip() else ""
+  return (f"the config has no field {key.strip(chr(39))}{hint}; check the spelling "
+          "(--helpfull lists the fields)")
+
+
 def _parse(argv):
   try:
     return flags.FLAGS(argv)
@@ -40,10 +49,12 @@ def _parse(argv):
     fail(f"unknown flag --{err.flagname}; see --help for the flags this command takes")
   except flags.IllegalFlagValueError as err:
     fail(f"bad flag value: {_explain_flag_error(err)}")
-  except KeyError as err:  # unknown --config.key
-    key = str(err).strip("'\"")
-    fail(f"the config has no field {key}; list the fields with --helpfull or check the spelling")
-  except (flags.Error, ValueError, TypeError, OSError, AttributeError) as err:
+  except KeyError as err:
+    fail(_unknown_field(err))
+  except AttributeError as err:  # ml_collections wraps an unknown field's KeyError in one
+    fail(_unknown_field(err.args[0]) if err.args and isinstance(err.args[0], KeyError)
+         else _explain_flag_error(err))
+  except (flags.Error, ValueError, TypeError, OSError) as err:
     fail(_explain_flag_error(err))
 
 
@@ -61,6 +72,30 @@ def run(main, argv=None):
       sys.exit(130)
 
   app.run(checked_main, argv=argv, flags_parser=_parse)
+
+
+def load_config(config_flag, flag_name="config"):
+  """The ConfigDict of a `config_flags` flag, loaded now (ml_collections loads lazily).
+
+  A missing or broken config file and bad `--config.FIELD` overrides become UserErrors.
+  """
+  path = config_flags.get_config_filename(flags.FLAGS[flag_name])
+  try:
+    config = config_flag.value
+    config.keys()  # forces the lazy load
+    return config
+  except (OSError, ImportError, SyntaxError) as err:
+    cause = err.__cause__ or err
+    reason = " ".join(str(cause).split())[-200:] or repr(cause)
+    if not os.path.isfile(path):
+      reason = "no such file"
+    raise UserError(f"cannot load --{flag_name}={path} ({reason}); pass a config file such as "
+                    "--config=experiments/textbook.py") from None
+  except KeyError as err:
+    raise UserError(_unknown_field(err)) from None
+  except (AttributeError, ValueError, TypeError) as err:
+    raise UserError(f"bad --{flag_name} override: {' '.join(str(err).split())}; check the field "
+                    "name and type in the config file") from None
 
 
 def setup_jax():

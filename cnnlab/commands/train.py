@@ -27,7 +27,7 @@ def default_workdir(config_path):
 def main(argv):
   if len(argv) > 1:
     raise UserError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
-  config = _CONFIG.value
+  config = cli.load_config(_CONFIG)
   if _DATA_DIR.value:
     config.data_dir = _DATA_DIR.value
   config_path = config_flags.get_config_filename(flags.FLAGS["config"])
