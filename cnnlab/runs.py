@@ -9,7 +9,7 @@ import os
 import jax
 import ml_collections
 
-from cnnlab import checkpoint, data, steps
+from cnnlab import checkpoint, data, parallel, steps
 from cnnlab.errors import UserError
 from cnnlab.models import create_model_from_config
 
@@ -21,9 +21,16 @@ def build(config, steps_per_epoch=1):
   """
   model = create_model_from_config(config.model, len(data.class_names(config.dataset)))
   tx = steps.make_optimizer(config.optimizer, config.num_epochs * steps_per_epoch)
-  state = steps.create_train_state(model, tx, jax.random.PRNGKey(config.seed),
-                                   data.image_shape(config.dataset))
-  return model, state
+  create = lambda key: steps.create_train_state(model, tx, key, data.image_shape(config.dataset))
+  if num_seeds(config):  # one stacked state: seed, seed+1, ... (vmapped training)
+    return model, parallel.stack_seeds(create, [config.seed + i for i in range(num_seeds(config))])
+  return model, create(jax.random.PRNGKey(config.seed))
+
+
+def num_seeds(config):
+  """0 for an ordinary run, S > 1 for S seeds trained together (stacked, vmapped)."""
+  n = config.get("num_seeds", 1)
+  return n if n > 1 else 0
 
 
 def load_config(workdir):
@@ -50,8 +57,21 @@ def history(workdir):
     return [json.loads(line) for line in f if line.strip()]
 
 
-def restore(workdir, which="best"):
-  """(config, model, state, meta) of a run's best (lowest val loss) or latest good step."""
+def restore(workdir, which="best", seed_index=0):
+  """(config, model, state, meta) of a run's best (lowest val loss) or latest good step.
+
+  For a multi-seed run the state of seed number `seed_index` is returned.
+  """
+  config, model, state, meta = _restore(workdir, which)
+  if num_seeds(config):
+    if not 0 <= seed_index < num_seeds(config):
+      raise UserError(f"seed index {seed_index} is out of range: the run has "
+                      f"{num_seeds(config)} seeds (0..{num_seeds(config) - 1})")
+    state = jax.tree.map(lambda x: x[seed_index], state)
+  return config, model, state, meta
+
+
+def _restore(workdir, which):
   config = load_config(workdir)
   try:
     model, state = build(config)
@@ -62,7 +82,7 @@ def restore(workdir, which="best"):
   if not all_steps:
     raise UserError(f"{workdir!r} has no checkpoint yet; train first: "
                     f"./launch.sh train --workdir={workdir}")
-  target = {"state": state, "sums": steps.zero_sums()}
+  target = {"state": state, "sums": steps.zero_sums(num_seeds(config))}
   if which == "best":
     done = [r for r in history(workdir) if r["step"] in all_steps]
     if done:

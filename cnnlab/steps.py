@@ -133,19 +133,24 @@ def epoch_permutation(rng, epoch, num_examples):
                                 num_examples)
 
 
-def make_train_batch(batch_size, steps_per_epoch, **step_kwargs):
+def make_train_batch(batch_size, steps_per_epoch, num_seeds=0, batch_sharding=None,
+                     **step_kwargs):
   """A jitted step that gathers its own batch on device: (state, sums, data) -> (state, sums).
 
   `data` = (images, labels, permutation), all device arrays; the batch index is derived from
   `state.step`, so the loop passes nothing from the host and never waits for the device.
+  `num_seeds` > 0 vmaps it over a stacked state (one model per seed, shared data);
+  `batch_sharding` splits each batch over devices (data parallel).
   """
   step = functools.partial(train_step, **step_kwargs)
 
-  @functools.partial(jax.jit, donate_argnums=(0, 1))
   def train_batch(state, sums, images, labels, order):
     start = (state.step % steps_per_epoch) * batch_size
     idx = jax.lax.dynamic_slice_in_dim(order, start, batch_size)
-    state, m = step(state, {"image": images[idx], "label": labels[idx]})
+    batch = {"image": images[idx], "label": labels[idx]}
+    if batch_sharding is not None:
+      batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+    state, m = step(state, batch)
     n = jnp.float32(batch_size)
     nonfinite_step = jnp.where(m["finite"] > 0, sums["first_nonfinite_step"],
                                jnp.minimum(sums["first_nonfinite_step"], state.step - 1))
@@ -155,23 +160,45 @@ def make_train_batch(batch_size, steps_per_epoch, **step_kwargs):
                    "nonfinite": sums["nonfinite"] + 1.0 - m["finite"],
                    "first_nonfinite_step": nonfinite_step}
 
-  return train_batch
+  if num_seeds:
+    train_batch = jax.vmap(train_batch, in_axes=(0, 0, None, None, 0))
+  return jax.jit(train_batch, donate_argnums=(0, 1))
 
 
-@jax.jit
-def zero_sums():
-  """Fresh training sums, made on the device (no host transfer, allowed under the guard)."""
-  z = lambda: jnp.zeros((), jnp.float32)
+def _zero_sums():
+  z = lambda: jnp.zeros((), jnp.float32)  # distinct buffers: the sums are donated
   return {"loss": z(), "correct": z(), "count": z(), "nonfinite": z(),
           "first_nonfinite_step": jnp.asarray(jnp.iinfo(jnp.int32).max, jnp.int32)}
 
 
-@jax.jit
-def zero_eval_sums():
+def _zero_eval_sums():
   return {k: jnp.zeros((), jnp.float32) for k in ("loss", "correct", "count")}
 
 
-@jax.jit
-def eval_accumulate(state, sums, batch):
-  m = eval_step(state, batch)
-  return {k: sums[k] + m[k] for k in sums}
+def _stacked(fn, num_seeds):
+  return (lambda: jax.tree.map(lambda x: jnp.broadcast_to(x, (num_seeds,)), fn())
+          ) if num_seeds else fn
+
+
+@functools.lru_cache(maxsize=None)
+def zero_sums_fn(num_seeds=0):
+  """Fresh training sums, made on the device (no host transfer: allowed under the guard)."""
+  return jax.jit(_stacked(_zero_sums, num_seeds))
+
+
+def zero_sums(num_seeds=0):
+  return zero_sums_fn(num_seeds)()
+
+
+@functools.lru_cache(maxsize=None)
+def eval_accumulate_fn(num_seeds=0):
+  """jit((state, sums, batch) -> sums + eval_step(state, batch)), vmapped over seeds if any."""
+
+  def accumulate(state, sums, batch):
+    m = eval_step(state, batch)
+    return {k: sums[k] + m[k] for k in sums}
+
+  if num_seeds:
+    accumulate = jax.vmap(accumulate, in_axes=(0, 0, None))
+  zeros = jax.jit(_stacked(_zero_eval_sums, num_seeds))
+  return jax.jit(accumulate), zeros

@@ -14,37 +14,39 @@ import signal
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from cnnlab import checkpoint, data, steps
+from cnnlab import checkpoint, data, parallel, runs, steps
 from cnnlab.runs import build
 from cnnlab.config_check import check_config, check_resume_config
 from cnnlab.errors import UserError
 from cnnlab.writers import MetricWriter
 
 
-def eval_batches(images, labels, batch_size):
+def eval_batches(images, labels, batch_size, sharding=None):
   """Device batches covering every example once: the last one padded and masked."""
   n = len(images)
   padded = math.ceil(n / batch_size) * batch_size
   pad = lambda a: np.concatenate([a, np.zeros((padded - n, *a.shape[1:]), a.dtype)])
   mask = np.arange(padded) < n
-  imgs, labs, mask = (jax.device_put(pad(images)), jax.device_put(pad(labels)),
-                      jax.device_put(mask))
-  return [{"image": imgs[i:i + batch_size], "label": labs[i:i + batch_size],
-           "mask": mask[i:i + batch_size]} for i in range(0, padded, batch_size)]
+  put = lambda a: jax.device_put(a, sharding) if sharding is not None else jax.device_put(a)
+  return [{"image": put(pad(images)[i:i + batch_size]), "label": put(pad(labels)[i:i + batch_size]),
+           "mask": put(mask[i:i + batch_size])} for i in range(0, padded, batch_size)]
 
 
-def evaluate(state, batches):
-  """Mean loss and accuracy over prepared eval batches (one host read at the end)."""
-  sums = steps.zero_eval_sums()
+def evaluate(state, batches, seeds=0):
+  """Mean loss and accuracy over prepared eval batches (one host read at the end).
+
+  Values are floats, or arrays with one entry per seed for a stacked multi-seed state.
+  """
+  accumulate, zeros = steps.eval_accumulate_fn(seeds)
+  sums = zeros()
   for batch in batches:
-    sums = steps.eval_accumulate(state, sums, batch)
+    sums = accumulate(state, sums, batch)
   sums = jax.device_get(sums)
-  return {"loss": float(sums["loss"] / sums["count"]),
-          "accuracy": float(sums["correct"] / sums["count"])}
+  out = {"loss": sums["loss"] / sums["count"], "accuracy": sums["correct"] / sums["count"]}
+  return {k: float(v) if not seeds else np.asarray(v, np.float64) for k, v in out.items()}
 
 
 class _StopFlag:
@@ -81,11 +83,16 @@ def _run(config, workdir, resume, log):
     log(f"{workdir} holds a finished run (test accuracy {results['test_accuracy']:.4f}); "
         "nothing to do. Use a new --workdir to train again.")
     return results
+  mesh = parallel.make_mesh(config.num_devices)
+  parallel.check_divisible(config.batch_size, mesh, "batch_size")
+  parallel.check_divisible(config.eval_batch_size, mesh, "eval_batch_size")
   splits = data.load_train_validation(config)
   train_images, train_labels = splits["train"]
   check_config(config, num_train=len(train_images))
   spe = len(train_images) // config.batch_size  # the last partial batch is dropped
+  seeds = runs.num_seeds(config)
   model, state = build(config, spe)
+  sums = steps.zero_sums(seeds)
 
   mngr = checkpoint.manager(workdir)
   meta = {"history": []}
@@ -95,34 +102,37 @@ def _run(config, workdir, resume, log):
                       "choose a new --workdir (nothing there is overwritten)")
     if os.path.exists(config_path):
       check_resume_config(checkpoint.read_json(config_path), config, workdir)
-    restored = checkpoint.restore_latest_good(mngr, {"state": state, "sums": steps.zero_sums()},
+    restored = checkpoint.restore_latest_good(mngr, {"state": state, "sums": sums},
                                               log=checkpoint.warn)
     if restored is None:
       raise UserError(f"no usable checkpoint in {workdir}/checkpoints (all failed their "
                       "checks); move it away or choose a new --workdir")
     (tree, meta) = restored
     state, sums = tree["state"], tree["sums"]
-    log(f"resuming {workdir} from step {int(state.step)} "
-        f"(epoch {int(state.step) // spe + 1}, batch {int(state.step) % spe})")
-  else:
-    sums = steps.zero_sums()
+    log(f"resuming {workdir} from step {_step(state)} "
+        f"(epoch {_step(state) // spe + 1}, batch {_step(state) % spe})")
   if not os.path.exists(config_path):
     checkpoint.write_json(config_path, json.loads(config.to_json_best_effort()))
 
   history = meta["history"]
   writer = MetricWriter(workdir, history)
-  val_batches = eval_batches(*splits["validation"], config.eval_batch_size)
-  images, labels = jax.device_put(train_images), jax.device_put(train_labels)
-  train_batch = steps.make_train_batch(config.batch_size, spe,
+  replicated = parallel.replicated(mesh)
+  val_batches = eval_batches(*splits["validation"], config.eval_batch_size,
+                             parallel.batch_sharded(mesh))
+  images, labels = jax.device_put((train_images, train_labels), replicated)
+  state, sums = jax.device_put((state, sums), replicated)
+  train_batch = steps.make_train_batch(config.batch_size, spe, num_seeds=seeds,
+                                       batch_sharding=parallel.batch_sharded(mesh),
                                        label_smoothing=config.label_smoothing,
                                        skip_nonfinite=config.skip_nonfinite_updates)
-  order_fn = jax.jit(lambda s, rng: steps.epoch_permutation(rng, s // spe, len(train_images)))
-  state, sums = jax.device_put((state, sums))  # e.g. TrainState.create leaves step a Python int
+  def epoch_order(step, rng):  # this epoch's permutation, from (rng, epoch) alone
+    return steps.epoch_permutation(rng, step // spe, len(train_images))
+  order_fn = jax.jit(jax.vmap(epoch_order) if seeds else epoch_order)
   guard = config.transfer_guard or "allow"
   stop = _StopFlag()
   t_start = time.time()
   try:
-    while (step := int(state.step)) < config.num_epochs * spe and not _early_stop(history, config):
+    while (step := _step(state)) < config.num_epochs * spe and not _early_stop(history, config):
       epoch = step // spe
       t0 = time.time()
       with jax.transfer_guard(guard):  # the epoch below moves nothing between host and device
@@ -134,33 +144,52 @@ def _run(config, workdir, resume, log):
           if stop.signum is not None:
             break
           if i % 100 == 99:
-            sums["count"].block_until_ready()  # keep the bar honest; reads nothing back
+            jax.block_until_ready(sums["count"])  # keep the bar honest; reads nothing back
       if stop.signum is not None:
         _save_interrupted(mngr, state, sums, meta, workdir, stop.signum, log)
       with jax.transfer_guard(guard):
-        val = evaluate(state, val_batches)
+        val = evaluate(state, val_batches, seeds)
       train = jax.device_get(sums)
       elapsed = time.time() - t0
-      if train["nonfinite"] > 0 and not config.skip_nonfinite_updates:
+      if np.any(train["nonfinite"] > 0) and not config.skip_nonfinite_updates:
         raise UserError(
-            f"the training loss became non-finite at step {int(train['first_nonfinite_step'])} "
-            f"(epoch {epoch + 1}); the last good checkpoint is kept. Lower the learning rate "
-            f"(now {config.optimizer.learning_rate}) or set --config.skip_nonfinite_updates=True")
-      record = {"epoch": epoch + 1, "step": int(state.step),
-                "train_loss": float(train["loss"] / max(train["count"] - train["nonfinite"], 1)),
-                "train_accuracy": float(train["correct"] / train["count"]),
-                "val_loss": val["loss"], "val_accuracy": val["accuracy"],
-                "nonfinite_steps": int(train["nonfinite"])}
+            f"the training loss became non-finite at step "
+            f"{int(np.min(train['first_nonfinite_step']))} (epoch {epoch + 1}); the last good "
+            f"checkpoint is kept. Lower the learning rate (now "
+            f"{config.optimizer.learning_rate}) or set --config.skip_nonfinite_updates=True")
+      record = _epoch_record(epoch + 1, _step(state), train, val)
       history.append(record)
-      sums = steps.zero_sums()
-      checkpoint.save(mngr, int(state.step), {"state": state, "sums": sums},
-                      {"history": history}, val_loss=val["loss"])
-      writer.write(record, images_per_s=float(train["count"]) / elapsed, epoch_time_s=elapsed,
+      sums = steps.zero_sums(seeds)
+      checkpoint.save(mngr, _step(state), {"state": state, "sums": sums},
+                      {"history": history}, val_loss=record["val_loss"])
+      images_per_s = float(np.sum(train["count"])) / elapsed
+      writer.write(record, images_per_s=images_per_s, epoch_time_s=elapsed,
                    best=_best_epoch(history) == epoch + 1, num_epochs=config.num_epochs)
   finally:
     stop.restore()
     mngr.wait_until_finished()
-  return _finish(config, workdir, mngr, state, history, writer, time.time() - t_start, log)
+  return _finish(config, workdir, mngr, state, history, writer, time.time() - t_start, log,
+                 parallel.batch_sharded(mesh))
+
+
+def _step(state):
+  """The host's copy of the step counter (all seeds of a stacked state share it)."""
+  return int(np.max(jax.device_get(state.step)))
+
+
+def _epoch_record(epoch, step, train, val):
+  """One metrics.jsonl line; with several seeds, means plus a per-seed list of each metric."""
+  per_seed = {
+      "train_loss": train["loss"] / np.maximum(train["count"] - train["nonfinite"], 1),
+      "train_accuracy": train["correct"] / train["count"],
+      "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
+  record = {"epoch": epoch, "step": step, "nonfinite_steps": int(np.sum(train["nonfinite"]))}
+  for key, value in per_seed.items():
+    value = np.asarray(value, np.float64)
+    record[key] = float(np.mean(value))
+    if value.ndim:
+      record[f"{key}_per_seed"] = [float(v) for v in value]
+  return record
 
 
 def _best_epoch(history):
@@ -173,29 +202,38 @@ def _early_stop(history, config):
 
 
 def _save_interrupted(mngr, state, sums, meta, workdir, signum, log):
-  checkpoint.save(mngr, int(state.step), {"state": state, "sums": sums}, meta)
+  checkpoint.save(mngr, _step(state), {"state": state, "sums": sums}, meta)
   mngr.wait_until_finished()
   name = signal.Signals(signum).name
-  log(f"cnnlab: {name} received: saved step {int(state.step)} to {workdir}/checkpoints; "
+  log(f"cnnlab: {name} received: saved step {_step(state)} to {workdir}/checkpoints; "
       f"resume with: ./launch.sh train --workdir={workdir} (and the same --config)")
   raise SystemExit(128 + signum)
 
 
-def _finish(config, workdir, mngr, state, history, writer, wall, log):
+def _finish(config, workdir, mngr, state, history, writer, wall, log, sharding):
   """Restore the best epoch, evaluate the test set once, write results.json."""
+  seeds = runs.num_seeds(config)
   best = min(history, key=lambda r: r["val_loss"])
-  tree, _ = checkpoint.restore(mngr, best["step"], {"state": state, "sums": steps.zero_sums()})
-  best_state = tree["state"]
-  test = evaluate(best_state, eval_batches(*data.load_test(config), config.eval_batch_size))
-  results = {"test_accuracy": test["accuracy"], "test_loss": test["loss"],
+  tree, _ = checkpoint.restore(mngr, best["step"], {"state": state, "sums": steps.zero_sums(seeds)})
+  test = evaluate(tree["state"], eval_batches(*data.load_test(config), config.eval_batch_size,
+                                              sharding), seeds)
+  results = {"test_accuracy": float(np.mean(test["accuracy"])),
+             "test_loss": float(np.mean(test["loss"])),
              "best_epoch": best["epoch"], "best_step": best["step"],
              "val_loss": best["val_loss"], "val_accuracy": best["val_accuracy"],
              "epochs": len(history), "stopped_early": len(history) < config.num_epochs,
              "train_wall_time_s": round(wall, 2)}
+  if seeds:
+    results.update(test_accuracy_std=float(np.std(test["accuracy"])),
+                   test_accuracy_per_seed=[float(a) for a in test["accuracy"]],
+                   test_loss_per_seed=[float(a) for a in test["loss"]],
+                   seeds=[config.seed + i for i in range(seeds)])
   checkpoint.write_json(os.path.join(workdir, "results.json"), results)
   writer.close()
-  log(f"test accuracy {test['accuracy']:.4f} (loss {test['loss']:.4f}) with the best epoch "
-      f"{best['epoch']} of {len(history)} (val accuracy {best['val_accuracy']:.4f})")
+  spread = f" +- {results['test_accuracy_std']:.4f} over {seeds} seeds" if seeds else ""
+  log(f"test accuracy {results['test_accuracy']:.4f}{spread} (loss {results['test_loss']:.4f}) "
+      f"with the best epoch {best['epoch']} of {len(history)} "
+      f"(val accuracy {best['val_accuracy']:.4f})")
   log(f"checkpoints: {workdir}/checkpoints  metrics: {workdir}/metrics.jsonl  "
       f"tensorboard: {workdir}/tensorboard  results: {workdir}/results.json")
   return results
