@@ -9,8 +9,13 @@ from cnnlab import ops
 
 
 def tap(module, name, x):
-  """Record `x` as the output of layer `name` and pass it through."""
-  module.sow("intermediates", name, x)
+  """Record `x` as the output of layer `name` and pass it through.
+
+  Flax forbids a variable named like a submodule ("Duplicate use of scope name: conv1"), so
+  the taps share one ordered dict: `state["intermediates"]["taps"] == {"conv1": x, ...}`.
+  """
+  module.sow("intermediates", "taps", {name: x}, init_fn=dict,
+             reduce_fn=lambda taps, new: {**taps, **new})
   return x
 
 

@@ -1,0 +1,246 @@
+"""Output-size, parameter and receptive-field arithmetic, and model summaries.
+
+The formulas are the course's: W2 = (W1 - F + 2P)/S + 1 for a conv, (W1 - F)/S + 1 for a pool,
+K*F^2*D + K parameters. Summaries come from `jax.eval_shape`, so they cost no FLOPs and work
+for any registered model that records its layers with `tap`.
+"""
+
+import math
+
+import numpy as np
+import jax
+import jax.numpy as jnp
+
+from cnnlab.errors import UserError
+from cnnlab.ops import same_padding
+
+
+def _pair(padding):
+  if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
+    return int(padding), int(padding)
+  if isinstance(padding, (tuple, list)) and len(padding) == 2:
+    return int(padding[0]), int(padding[1])
+  raise UserError(f"padding must be 'valid', 'same', an int or a (before, after) pair, "
+                  f"got {padding!r}")
+
+
+def _check_ints(w, f, stride):
+  for name, v in (("input size", w), ("filter size", f), ("stride", stride)):
+    if not isinstance(v, (int, np.integer)) or v < 1:
+      raise UserError(f"{name} must be a positive int, got {v!r}")
+
+
+def conv_output_size(w, f, stride=1, padding=0, *, floor=False):
+  """W2 = (W1 - F + 2P)/S + 1 for padding P (or 'valid'/'same', the TF/XLA rules).
+
+  An explicit P for which (W1 - F + 2P)/S is not an integer means the filter does not fit the
+  last pixels: that is reported as a UserError unless floor=True (what PyTorch and XLA do
+  silently). 'valid' floors by definition; 'same' gives ceil(W1/S).
+  """
+  _check_ints(w, f, stride)
+  if isinstance(padding, str):
+    word = padding.strip().lower()
+    if word == "same":
+      return -(-w // stride)
+    if word != "valid":
+      raise UserError(f"unknown padding {padding!r}; use 'valid', 'same' or a number of "
+                      "zero pixels such as 1")
+    lo = hi = 0
+    floor = True
+  else:
+    lo, hi = _pair(padding)
+    if lo < 0 or hi < 0:
+      raise UserError(f"padding must not be negative, got {padding!r}")
+  span = w + lo + hi - f
+  if span < 0:
+    raise UserError(f"the filter ({f}) is larger than the padded input ({w + lo + hi})")
+  if span % stride and not floor:
+    raise UserError(f"(W - F + 2P)/S = ({w} - {f} + {lo + hi})/{stride} = {span / stride:g} is "
+                    f"not an integer: the filter does not fit the last {span % stride} "
+                    "pixel(s); change the padding or stride, or ask for floor semantics")
+  return span // stride + 1
+
+
+def pool_output_size(w, f, stride=None, padding="valid", *, floor=False):
+  """W2 = (W1 - F)/S + 1 (stride defaults to the window); padding as in conv_output_size."""
+  return conv_output_size(w, f, f if stride is None else stride, padding, floor=floor)
+
+
+def conv_params(k, f, d, bias=True):
+  """K * F^2 * D + K: K filters of size F x F (or F_h x F_w) on D input channels."""
+  area = f * f if isinstance(f, (int, np.integer)) else math.prod(f)
+  return k * area * d + (k if bias else 0)
+
+
+def receptive_field(layers):
+  """Input pixels seen by one output of a stack of (filter, stride) layers (ints = stride 1).
+
+  r grows by (F - 1) * jump at each layer, where jump is the product of earlier strides.
+  """
+  r, jump = 1, 1
+  for layer in layers:
+    f, s = (layer, 1) if isinstance(layer, (int, np.integer)) else tuple(layer)
+    _check_ints(1, f, s)
+    r += (f - 1) * jump
+    jump *= s
+  return r
+
+
+def pixel_usage(w, f, stride=1, padding=0):
+  """How many filter placements use each input pixel (a w x w array): why padding exists."""
+  lo, hi = same_padding(w, f, stride) if padding == "same" else (
+      (0, 0) if padding == "valid" else _pair(padding))
+  counts = np.zeros((w + lo + hi,) * 2, np.int64)
+  n = conv_output_size(w, f, stride, (lo, hi), floor=True)
+  for i in range(n):
+    for j in range(n):
+      counts[i * stride:i * stride + f, j * stride:j * stride + f] += 1
+  return counts[lo:lo + w, lo:lo + w]
+
+
+def size_arithmetic(w, f, stride=1, padding="valid", pool=False):
+  """One line of teaching arithmetic for an output size, e.g. '(3 - 2 + 2*0)/1 + 1 = 2'."""
+  if isinstance(padding, str) and padding.strip().lower() == "same":
+    lo, hi = same_padding(w, f, stride)
+    out = -(-w // stride)
+    return (f"SAME: ceil(W1/S) = ceil({w}/{stride}) = {out}; padding (W2-1)*S + F - W1 = "
+            f"({out}-1)*{stride} + {f} - {w} -> {lo + hi} in total: {lo} before, {hi} after")
+  lo, hi = (0, 0) if isinstance(padding, str) else _pair(padding)
+  out = conv_output_size(w, f, stride, (lo, hi), floor=True)
+  p = f"2*{lo}" if lo == hi else f"{lo}+{hi}"
+  text = ("(W1 - F)/S + 1" if pool and lo + hi == 0 else "(W1 - F + 2P)/S + 1")
+  text += f" = ({w} - {f} + {p})/{stride} + 1"
+  exact = (w - f + lo + hi) / stride + 1
+  if exact != out:
+    return text + f" = {exact:g} -> {out} (floor: the last pixel(s) are never covered)"
+  return text + f" = {out}"
+
+
+# ----------------------------------------------------------------------------- summaries
+
+def _size(tree):
+  return sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def layer_outputs(intermediates, prefix=()):
+  """(path, array) of every tapped layer in forward order from an "intermediates" collection.
+
+  Reads `tap`'s ordered {"taps": {name: x}} dicts (a submodule's taps get its path as prefix)
+  and plain `sow` tuples (their first value).
+  """
+  for key, value in intermediates.items():
+    if key == "taps" and hasattr(value, "items"):
+      yield from ((prefix + (name,), x) for name, x in value.items())
+    elif hasattr(value, "items"):
+      yield from layer_outputs(value, prefix + (key,))
+    else:
+      yield prefix + (key,), value[0] if isinstance(value, (tuple, list)) else value
+
+
+def _modules(params, prefix=()):
+  """Paths of the parameter-owning modules (dicts whose values are arrays), in creation order."""
+  out = []
+  for key, value in params.items():
+    if all(not hasattr(v, "items") for v in value.values()):
+      out.append(prefix + (key,))
+    else:
+      out.extend(_modules(value, prefix + (key,)))
+  return out
+
+
+def _get(tree, path):
+  for key in path:
+    if not hasattr(tree, "items") or key not in tree:
+      return {}
+    tree = tree[key]
+  return tree
+
+
+def summarize(model, input_shape=(28, 28, 1), **hparams):
+  """Rows (layer, output shape, params, FLOPs) of a model, or registry name, plus totals.
+
+  Rows are the model's taps in forward order. A parameter-owning module without a tap of its
+  own (e.g. fashion_cnn_bn's bn1, applied inside the conv1 block) is counted in the row of the
+  nearest preceding tapped module and named in that row ("conv1 +bn1"). FLOPs per image count
+  only multiply-adds of conv/dense kernels, as 2 * kernel size * output positions; biases,
+  activations, BatchNorm and pooling are not counted.
+  """
+  if isinstance(model, str):
+    from cnnlab.models import create_model
+    name, model = model, create_model(model, **hparams)
+  else:
+    name = type(model).__name__
+  x = jax.ShapeDtypeStruct((1,) + tuple(input_shape), jnp.float32)
+  order, created = [], []  # filled while tracing: eval_shape's outputs sort dict keys
+
+  def forward(x):
+    variables = model.init(jax.random.PRNGKey(0), x)
+    _, state = model.apply(variables, x, mutable=["intermediates"])
+    taps = list(layer_outputs(state["intermediates"]))
+    order.extend(path for path, _ in taps)
+    created.extend(_modules(variables.get("params", {})))
+    return {k: v for k, v in variables.items() if k != "intermediates"}, [v for _, v in taps]
+
+  try:
+    variables, outputs = jax.eval_shape(forward, x)
+  except UserError:
+    raise
+  except (TypeError, ValueError) as err:
+    raise UserError(f"model {name!r} cannot take input shape {tuple(input_shape)}: "
+                    f"{str(err).splitlines()[0]}") from None
+  params = variables.get("params", {})
+  stats = {k: v for k, v in variables.items() if k != "params"}
+  owner, tapped = {}, set(order)
+  last = None
+  for path in created:
+    if path in tapped:
+      last = path
+    owner.setdefault(path if last is None else last, []).append(path)
+  rows = []
+  for path, out in zip(order, outputs):
+    mods = owner.pop(path, [path] if _get(params, path) else [])
+    count = sum(_size(_get(params, m)) for m in mods)
+    flops = 0
+    for m in mods:
+      kernel = _get(params, m).get("kernel") if hasattr(_get(params, m), "get") else None
+      if kernel is not None and kernel.shape[-1] == out.shape[-1]:
+        flops += 2 * int(np.prod(kernel.shape)) * int(np.prod(out.shape[1:-1]))
+    extra = [m[-1] for m in mods if m != path]
+    label = "/".join(path) + "".join(f" +{e}" for e in extra)
+    rows.append(dict(layer=label, shape=(None,) + tuple(out.shape[1:]), params=count,
+                     flops=flops, kind=_kind(_get(params, path))))
+  for path, mods in owner.items():  # modules before any tap (rare): their own rows
+    rows.insert(0, dict(layer="/".join(path), shape=None, flops=0, kind="",
+                        params=sum(_size(_get(params, m)) for m in mods)))
+  trainable = _size(params)
+  return dict(name=name, input_shape=tuple(input_shape), rows=rows, trainable=trainable,
+              non_trainable=_size(stats), total=trainable + _size(stats),
+              flops=sum(r["flops"] for r in rows))
+
+
+def _kind(p):
+  kernel = p.get("kernel") if hasattr(p, "get") else None
+  if kernel is not None:
+    return "Dense" if kernel.ndim == 2 else f"Conv{kernel.ndim - 2}D"
+  if hasattr(p, "get") and "scale" in p:
+    return "Norm"
+  return ""
+
+
+def format_summary(summary):
+  """The Keras-style table of `summarize` (numbers with thousands separators)."""
+  shape = lambda s: "?" if s is None else "(" + ", ".join(str(v) for v in s) + ")"
+  line, bar = "_" * 86, "=" * 86
+  out = [f'Model: "{summary["name"]}"  input {shape((None,) + summary["input_shape"])}', line,
+         f" {'Layer (type)':<30}{'Output Shape':<24}{'Param #':>12}{'FLOPs/image':>18}", bar]
+  for i, r in enumerate(summary["rows"]):
+    label = r["layer"] + (f" ({r['kind']})" if r["kind"] else "")
+    out.append(f" {label:<30}{shape(r['shape']):<24}{r['params']:>12,}{r['flops']:>18,}")
+    out.append(line if i + 1 < len(summary["rows"]) else bar)
+  out += [f"Total params: {summary['total']:,}",
+          f"Trainable params: {summary['trainable']:,}",
+          f"Non-trainable params: {summary['non_trainable']:,}" +
+          (" (BatchNorm running statistics)" if summary["non_trainable"] else ""),
+          f"FLOPs per image: {summary['flops']:,} (2 x multiply-adds of conv/dense kernels)",
+          line]
+  return "\n".join(out)
