@@ -170,6 +170,8 @@ def summarize(model, input_shape=(28, 28, 1), **hparams):
     name, model = model, create_model(model, **hparams)
   else:
     name = type(model).__name__
+  if not all(isinstance(d, (int, np.integer)) and d > 0 for d in input_shape):
+    raise UserError(f"input shape must be positive ints such as 28,28,1, got {input_shape!r}")
   x = jax.ShapeDtypeStruct((1,) + tuple(input_shape), jnp.float32)
   order, created = [], []  # filled while tracing: eval_shape's outputs sort dict keys
 
@@ -185,9 +187,10 @@ def summarize(model, input_shape=(28, 28, 1), **hparams):
     variables, outputs = jax.eval_shape(forward, x)
   except UserError:
     raise
-  except (TypeError, ValueError) as err:
-    raise UserError(f"model {name!r} cannot take input shape {tuple(input_shape)}: "
-                    f"{str(err).splitlines()[0]}") from None
+  except (TypeError, ValueError, ZeroDivisionError) as err:
+    raise UserError(f"model {name!r} cannot take input shape {tuple(input_shape)} "
+                    f"({str(err).splitlines()[0]}); give (height, width, channels) large "
+                    "enough for its pooling, e.g. 28,28,1") from None
   params = variables.get("params", {})
   stats = {k: v for k, v in variables.items() if k != "params"}
   owner, tapped = {}, set(order)
