@@ -9,7 +9,7 @@ import os
 import re
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from cnnlab.errors import UserError
 
@@ -51,6 +51,7 @@ def run(main, argv=None):
   """`app.run(main)`, with UserError and flag errors reported as one line and exit 2."""
 
   def checked_main(argv):
+    logging.set_verbosity(logging.ERROR)  # Orbax logs every save at INFO, and more
     try:
       return main(argv)
     except UserError as err:

@@ -11,6 +11,7 @@ COMMANDS = {
     "train": "train the model of --config on its dataset (resumes from --workdir)",
     "summary": "print a model's layer table (output shapes, parameters, FLOPs)",
     "conv": "teaching calculator: convolve or pool a small matrix and show the size arithmetic",
+    "edges": "apply the course's edge masks to a real Fashion-MNIST image",
     "viz": "draw figures from a trained run's checkpoints",
     "predict": "classify an image with a trained run",
     "sweep": "run a grid of configs and tabulate the results",
