@@ -63,6 +63,21 @@ def run(main, argv=None):
   app.run(checked_main, argv=argv, flags_parser=_parse)
 
 
+def setup_jax():
+  """Process-wide JAX settings for shell commands: a persistent compilation cache.
+
+  Reruns of the same config then skip XLA compilation (seconds on CPU, most of a short GPU
+  run). CNNLAB_JAX_CACHE picks the directory; an empty value turns the cache off.
+  """
+  import jax
+  cache = os.environ.get("CNNLAB_JAX_CACHE",
+                         os.path.join(os.path.expanduser("~"), ".cache", "cnnlab", "jax"))
+  if cache:
+    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 def require(condition, message):
   """Raise a UserError with `message` unless `condition` holds."""
   if not condition:

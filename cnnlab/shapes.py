@@ -122,99 +122,60 @@ def _size(tree):
   return sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(tree))
 
 
-def layer_outputs(intermediates, prefix=()):
-  """(path, array) of every tapped layer in forward order from an "intermediates" collection.
-
-  Reads `tap`'s ordered {"taps": {name: x}} dicts (a submodule's taps get its path as prefix)
-  and plain `sow` tuples (their first value).
-  """
-  for key, value in intermediates.items():
-    if key == "taps" and hasattr(value, "items"):
-      yield from ((prefix + (name,), x) for name, x in value.items())
-    elif hasattr(value, "items"):
-      yield from layer_outputs(value, prefix + (key,))
-    else:
-      yield prefix + (key,), value[0] if isinstance(value, (tuple, list)) else value
-
-
-def _modules(params, prefix=()):
-  """Paths of the parameter-owning modules (dicts whose values are arrays), in creation order."""
-  out = []
-  for key, value in params.items():
-    if all(not hasattr(v, "items") for v in value.values()):
-      out.append(prefix + (key,))
-    else:
-      out.extend(_modules(value, prefix + (key,)))
-  return out
-
-
-def _get(tree, path):
-  for key in path:
-    if not hasattr(tree, "items") or key not in tree:
-      return {}
-    tree = tree[key]
-  return tree
-
-
 def summarize(model, input_shape=(28, 28, 1), **hparams):
   """Rows (layer, output shape, params, FLOPs) of a model, or registry name, plus totals.
 
-  Rows are the model's taps in forward order. A parameter-owning module without a tap of its
-  own (e.g. fashion_cnn_bn's bn1, applied inside the conv1 block) is counted in the row of the
-  nearest preceding tapped module and named in that row ("conv1 +bn1"). FLOPs per image count
-  only multiply-adds of conv/dense kernels, as 2 * kernel size * output positions; biases,
-  activations, BatchNorm and pooling are not counted.
+  Rows are the model's taps in forward order (`models.layer_outputs`). A parameter-owning
+  module without a tap of its own (e.g. fashion_cnn_bn's bn1, applied inside the conv1 block)
+  is counted in the row of the nearest tapped module created before it, and named there
+  ("conv1 +bn1"). FLOPs per image count only multiply-adds of conv/dense kernels, as
+  2 * kernel size * output positions; biases, activations, BatchNorm and pooling are not.
   """
+  from cnnlab.models import create_model, layer_outputs
   if isinstance(model, str):
-    from cnnlab.models import create_model
     name, model = model, create_model(model, **hparams)
   else:
     name = type(model).__name__
   if not all(isinstance(d, (int, np.integer)) and d > 0 for d in input_shape):
     raise UserError(f"input shape must be positive ints such as 28,28,1, got {input_shape!r}")
   x = jax.ShapeDtypeStruct((1,) + tuple(input_shape), jnp.float32)
-  order, created = [], []  # filled while tracing: eval_shape's outputs sort dict keys
+  created = []  # module creation order, read while tracing: eval_shape's dicts come back sorted
 
-  def forward(x):
+  def init(x):
     variables = model.init(jax.random.PRNGKey(0), x)
-    _, state = model.apply(variables, x, mutable=["intermediates"])
-    taps = list(layer_outputs(state["intermediates"]))
-    order.extend(path for path, _ in taps)
-    created.extend(_modules(variables.get("params", {})))
-    return {k: v for k, v in variables.items() if k != "intermediates"}, [v for _, v in taps]
+    created.extend(variables.get("params", {}))
+    return variables
 
   try:
-    variables, outputs = jax.eval_shape(forward, x)
-  except UserError:
-    raise
+    variables = jax.eval_shape(init, x)
+    _, outputs = layer_outputs(model, variables, x)
   except (TypeError, ValueError, ZeroDivisionError) as err:
+    if isinstance(err, UserError):
+      raise
     raise UserError(f"model {name!r} cannot take input shape {tuple(input_shape)} "
                     f"({str(err).splitlines()[0]}); give (height, width, channels) large "
                     "enough for its pooling, e.g. 28,28,1") from None
   params = variables.get("params", {})
   stats = {k: v for k, v in variables.items() if k != "params"}
-  owner, tapped = {}, set(order)
-  last = None
-  for path in created:
-    if path in tapped:
-      last = path
-    owner.setdefault(path if last is None else last, []).append(path)
+  owner, last = {}, None
+  for module in created:
+    last = module if module in outputs else last
+    owner.setdefault(last or module, []).append(module)
   rows = []
-  for path, out in zip(order, outputs):
-    mods = owner.pop(path, [path] if _get(params, path) else [])
-    count = sum(_size(_get(params, m)) for m in mods)
-    flops = 0
-    for m in mods:
-      kernel = _get(params, m).get("kernel") if hasattr(_get(params, m), "get") else None
-      if kernel is not None and kernel.shape[-1] == out.shape[-1]:
-        flops += 2 * int(np.prod(kernel.shape)) * int(np.prod(out.shape[1:-1]))
-    extra = [m[-1] for m in mods if m != path]
-    label = "/".join(path) + "".join(f" +{e}" for e in extra)
-    rows.append(dict(layer=label, shape=(None,) + tuple(out.shape[1:]), params=count,
-                     flops=flops, kind=_kind(_get(params, path))))
-  for path, mods in owner.items():  # modules before any tap (rare): their own rows
-    rows.insert(0, dict(layer="/".join(path), shape=None, flops=0, kind="",
-                        params=sum(_size(_get(params, m)) for m in mods)))
+  for layer, out in outputs.items():
+    modules = owner.pop(layer, [])
+    kernels = [params[m]["kernel"] for m in modules if "kernel" in params[m]]
+    positions = int(np.prod(out.shape[1:-1]))
+    rows.append(dict(
+        layer=" +".join([layer] + [m for m in modules if m != layer]),
+        shape=(None,) + tuple(out.shape[1:]),
+        params=sum(_size(params[m]) for m in modules),
+        flops=sum(2 * int(np.prod(k.shape)) * positions for k in kernels
+                  if k.shape[-1] == out.shape[-1]),
+        kind=_kind(params.get(layer, {}))))
+  for module, modules in owner.items():  # modules created before any tap (rare): own rows
+    rows.insert(0, dict(layer=" +".join(modules), shape=None, flops=0, kind="",
+                        params=sum(_size(params[m]) for m in modules)))
   trainable = _size(params)
   return dict(name=name, input_shape=tuple(input_shape), rows=rows, trainable=trainable,
               non_trainable=_size(stats), total=trainable + _size(stats),

@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from conftest import DATA_DIR, needs_data
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE3 = "--image=[[1,2,3],[4,5,6],[7,8,9]]"
 
@@ -26,7 +28,7 @@ CASES = {
 
 
 def start(args):
-  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  env = dict(os.environ, PYTHONPATH=ROOT, CNNLAB_JAX_CACHE="")
   return subprocess.Popen([sys.executable, "-m", "experiments.main", *args], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -73,10 +75,10 @@ def test_bad_input_is_one_line_and_exit_2(results, case, words):
   assert words in lines[0] and "Traceback" not in err
 
 
+@needs_data
 def test_edges_saves_a_png(tmp_path):
-  """Needs cnnlab.data.load_split and the Fashion-MNIST files (system copy or TFDS)."""
   out = tmp_path / "figs" / "edges.png"
-  proc = start(["edges", "--index=1", f"--out={out}"])
+  proc = start(["edges", "--index=1", f"--data_dir={DATA_DIR}", f"--out={out}"])
   code, stdout, stderr = proc.wait(timeout=120), proc.stdout.read(), proc.stderr.read()
   assert code == 0, stderr
   assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,37 @@
+"""`train`: train a config in a workdir (resuming it when it holds checkpoints)."""
+
+import os
+
+from absl import flags
+from ml_collections import config_flags
+
+from cnnlab import cli
+from cnnlab.errors import UserError
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", os.path.join(REPO, "experiments", "textbook.py"),
+    "experiment config file; override fields with --config.FIELD=value", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "run directory (default: runs/<config name>)")
+_DATA_DIR = flags.DEFINE_string("data_dir", None,
+                                "directory with the IDX files (default: config.data_dir, then "
+                                "/usr/share/datasets/<dataset>, then TFDS)")
+_RESUME = flags.DEFINE_bool("resume", True, "continue from the workdir's latest checkpoint")
+
+
+def default_workdir(config_path):
+  name = os.path.splitext(os.path.basename(config_path.split(":")[0]))[0]
+  return os.path.join("runs", name)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise UserError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
+  config = _CONFIG.value
+  if _DATA_DIR.value:
+    config.data_dir = _DATA_DIR.value
+  config_path = config_flags.get_config_filename(flags.FLAGS["config"])
+  workdir = cli.writable_dir(_WORKDIR.value or default_workdir(config_path))
+  cli.setup_jax()
+  from cnnlab.train import train_and_evaluate  # after setup_jax: imports jax
+  train_and_evaluate(config, workdir, resume=_RESUME.value)

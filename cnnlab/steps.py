@@ -1,0 +1,177 @@
+"""The pure, jittable pieces of training: state, optimizer, train_step, eval_step.
+
+Nothing here touches files, flags or the host: each function maps arrays to arrays, so it
+can be jitted once, vmapped over seeds, sharded over devices and tested in isolation.
+"""
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training import train_state
+
+from cnnlab.errors import UserError
+
+
+class TrainState(train_state.TrainState):
+  """Flax's TrainState plus BatchNorm statistics and the run's base random key.
+
+  Every random number of a run derives from `rng` and `step` (dropout: fold_in(rng, step);
+  data order: fold_in(rng, epoch)), so a checkpoint needs nothing else to resume exactly.
+  """
+  batch_stats: Any
+  rng: jax.Array
+
+
+def make_optimizer(opt, total_steps):
+  """An Optax optimizer from a config's `optimizer` block."""
+  lr = opt.learning_rate
+  if opt.get("schedule", "constant") == "cosine":
+    warmup = int(opt.get("warmup_steps", 0))
+    lr = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(total_steps, warmup + 1))
+  elif opt.get("schedule", "constant") == "onecycle":
+    lr = optax.cosine_onecycle_schedule(max(total_steps, 1), lr)
+  elif opt.get("schedule", "constant") != "constant":
+    raise UserError(f"unknown optimizer.schedule {opt.schedule!r}; choose constant, cosine "
+                    "or onecycle")
+  name = opt.get("name", "adam")
+  wd = opt.get("weight_decay", 0.0)
+  if name == "adam":
+    tx = optax.adam(lr, b1=opt.get("b1", 0.9), b2=opt.get("b2", 0.999), eps=opt.get("eps", 1e-7))
+    return optax.chain(optax.add_decayed_weights(wd), tx) if wd else tx
+  if name == "adamw":
+    return optax.adamw(lr, b1=opt.get("b1", 0.9), b2=opt.get("b2", 0.999),
+                       eps=opt.get("eps", 1e-7), weight_decay=wd)
+  if name == "sgd":
+    return optax.chain(optax.add_decayed_weights(wd),
+                       optax.sgd(lr, momentum=opt.get("momentum", 0.9),
+                                 nesterov=opt.get("nesterov", True)))
+  raise UserError(f"unknown optimizer.name {name!r}; choose adam, adamw or sgd")
+
+
+def create_train_state(model, tx, rng, input_shape):
+  """Initialise parameters (and BatchNorm statistics) for inputs of `input_shape` (H, W, C)."""
+  init_rng, state_rng = jax.random.split(rng)
+  variables = model.init(init_rng, jnp.zeros((1, *input_shape), jnp.float32), train=False)
+  state = TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
+                            batch_stats=variables.get("batch_stats", {}), rng=state_rng)
+  return state.replace(step=jnp.zeros((), jnp.int32))  # an array, so it never retraces
+
+
+def to_float(images):
+  """uint8 pixels -> float32 in [0, 1] (the course's `/ 255.0`), done on the device."""
+  return images.astype(jnp.float32) / 255.0 if images.dtype == jnp.uint8 else images
+
+
+def variables(state, params=None):
+  v = {"params": state.params if params is None else params}
+  if state.batch_stats:
+    v["batch_stats"] = state.batch_stats
+  return v
+
+
+def train_step(state, batch, label_smoothing=0.0, skip_nonfinite=False):
+  """One optimizer step on `batch` = {"image", "label"}; returns (state, metrics).
+
+  metrics: mean loss and accuracy of the batch, and `finite` (1.0 if the loss was finite).
+  With `skip_nonfinite`, a step with a non-finite loss leaves the weights unchanged (the
+  step counter still advances, so the data order is unaffected).
+  """
+  dropout_rng = jax.random.fold_in(jax.random.fold_in(state.rng, 0), state.step)
+  images, labels = to_float(batch["image"]), batch["label"]
+
+  def loss_fn(params):
+    logits, updates = state.apply_fn(variables(state, params), images, train=True,
+                                     rngs={"dropout": dropout_rng}, mutable=["batch_stats"])
+    loss = cross_entropy(logits, labels, label_smoothing).mean()
+    return loss, (logits, updates)
+
+  (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  new_state = state.apply_gradients(grads=grads,
+                                    batch_stats=updates.get("batch_stats", state.batch_stats))
+  finite = jnp.isfinite(loss)
+  if skip_nonfinite:
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+    new_state = new_state.replace(params=keep(new_state.params, state.params),
+                                  opt_state=keep(new_state.opt_state, state.opt_state),
+                                  batch_stats=keep(new_state.batch_stats, state.batch_stats))
+  metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels),
+             "finite": finite.astype(jnp.float32)}
+  return new_state, metrics
+
+
+def cross_entropy(logits, labels, label_smoothing=0.0):
+  if not label_smoothing:
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
+  return optax.softmax_cross_entropy(logits, targets)
+
+
+def logits_fn(state, images):
+  """Inference logits (dropout off, BatchNorm running averages)."""
+  return state.apply_fn(variables(state), to_float(images), train=False)
+
+
+def eval_step(state, batch):
+  """Summed loss, correct count and example count of a batch; `batch["mask"]` marks padding.
+
+  Sums (not means) so padded batches add up exactly: no test image is dropped or counted twice.
+  """
+  logits = logits_fn(state, batch["image"])
+  mask = batch["mask"].astype(jnp.float32)
+  loss = cross_entropy(logits, batch["label"])
+  correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
+  return {"loss": jnp.sum(loss * mask), "correct": jnp.sum(correct * mask),
+          "count": jnp.sum(mask)}
+
+
+def epoch_permutation(rng, epoch, num_examples):
+  """The training order of `epoch`: a function of (seed, epoch) only, so resume replays it."""
+  return jax.random.permutation(jax.random.fold_in(jax.random.fold_in(rng, 1), epoch),
+                                num_examples)
+
+
+def make_train_batch(batch_size, steps_per_epoch, **step_kwargs):
+  """A jitted step that gathers its own batch on device: (state, sums, data) -> (state, sums).
+
+  `data` = (images, labels, permutation), all device arrays; the batch index is derived from
+  `state.step`, so the loop passes nothing from the host and never waits for the device.
+  """
+  step = functools.partial(train_step, **step_kwargs)
+
+  @functools.partial(jax.jit, donate_argnums=(0, 1))
+  def train_batch(state, sums, images, labels, order):
+    start = (state.step % steps_per_epoch) * batch_size
+    idx = jax.lax.dynamic_slice_in_dim(order, start, batch_size)
+    state, m = step(state, {"image": images[idx], "label": labels[idx]})
+    n = jnp.float32(batch_size)
+    nonfinite_step = jnp.where(m["finite"] > 0, sums["first_nonfinite_step"],
+                               jnp.minimum(sums["first_nonfinite_step"], state.step - 1))
+    return state, {"loss": sums["loss"] + jnp.where(m["finite"] > 0, m["loss"] * n, 0.0),
+                   "correct": sums["correct"] + m["accuracy"] * n,
+                   "count": sums["count"] + n,
+                   "nonfinite": sums["nonfinite"] + 1.0 - m["finite"],
+                   "first_nonfinite_step": nonfinite_step}
+
+  return train_batch
+
+
+@jax.jit
+def zero_sums():
+  """Fresh training sums, made on the device (no host transfer, allowed under the guard)."""
+  z = lambda: jnp.zeros((), jnp.float32)
+  return {"loss": z(), "correct": z(), "count": z(), "nonfinite": z(),
+          "first_nonfinite_step": jnp.asarray(jnp.iinfo(jnp.int32).max, jnp.int32)}
+
+
+@jax.jit
+def zero_eval_sums():
+  return {k: jnp.zeros((), jnp.float32) for k in ("loss", "correct", "count")}
+
+
+@jax.jit
+def eval_accumulate(state, sums, batch):
+  m = eval_step(state, batch)
+  return {k: sums[k] + m[k] for k in sums}
