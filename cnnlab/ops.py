@@ -256,6 +256,9 @@ def pool(x, window, *, stride=None, padding="valid", kind="max", layout="NHWC"):
   sizes = tuple(xb.shape[1:3])
   pads = resolve_padding(padding, sizes, win, strides)
   _check_fits(sizes, win, pads, "pooling window")
+  if any(max(p) >= f for p, f in zip(pads, win)):
+    raise UserError(f"padding {padding!r} is as large as the pooling window {win}: some windows "
+                    "would hold only padding; pad less than the window")
   if all(p == (0, 0) for p in pads):
     y = pool_nhwc(xb, win, strides, kind)
   else:

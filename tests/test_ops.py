@@ -243,21 +243,21 @@ def test_pool_agrees_with_numpy_loop():
 
 def test_output_shapes_equal_the_shapes_formulas():
   for rng, size, f, stride, padding in random_cases(40, seed=5):
-    if sum(ops.resolve_padding(padding, size, f, stride)[0]) + size[0] < f[0]:
-      continue
     x = jax.ShapeDtypeStruct((1, *size, 2), jnp.float32)
     kern = jax.ShapeDtypeStruct((*f, 2, 4), jnp.float32)
     try:
       out = jax.eval_shape(lambda x, k: ops.conv2d(x, k, stride=stride, padding=padding), x, kern)
     except UserError:
-      continue  # kernel larger than the padded input: checked below
-    per_dim = padding[1] if isinstance(padding, tuple) else padding
-    expect_w = shapes.conv_output_size(size[1], f[1], stride[1], per_dim, floor=True)
-    per_dim = padding[0] if isinstance(padding, tuple) else padding
-    expect_h = shapes.conv_output_size(size[0], f[0], stride[0], per_dim, floor=True)
-    assert out.shape == (1, expect_h, expect_w, 4)
+      continue  # kernel larger than the padded input: see test_bad_input_*
+    per_dim = padding if isinstance(padding, tuple) else (padding, padding)
+    expect = [shapes.conv_output_size(size[i], f[i], stride[i], per_dim[i], floor=True)
+              for i in range(2)]
+    assert out.shape == (1, *expect, 4)
+    if any(max(p) >= w for p, w in zip(ops.resolve_padding(padding, size, f, stride), f)):
+      continue  # pooling rejects windows of pure padding
     pooled = jax.eval_shape(lambda x: ops.pool(x, f, stride=stride, padding=padding), x)
-    assert pooled.shape[1] == shapes.pool_output_size(size[0], f[0], stride[0], per_dim, floor=True)
+    assert pooled.shape == (1, *[shapes.pool_output_size(size[i], f[i], stride[i], per_dim[i],
+                                                         floor=True) for i in range(2)], 2)
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -276,6 +276,7 @@ def test_output_shapes_equal_the_shapes_formulas():
     (lambda: ops.conv2d(IMAGE3, np.ones((2, 2, 1))), "kernel has shape"),
     (lambda: ops.max_pool(IMAGE3, 4), "pooling window 4x4 is larger"),
     (lambda: ops.pool(IMAGE3, 2, kind="median"), "unknown pooling kind"),
+    (lambda: ops.max_pool(IMAGE3, 2, padding=2), "only padding"),
     (lambda: ops.conv1d([1, 2, 3], [1, 1], stride=(1, 1)), "stride must be an int or 1"),
 ])
 def test_bad_input_is_one_user_error(call, message):

@@ -20,9 +20,6 @@ flags.DEFINE_string("data_dir", None, "directory with the Fashion-MNIST IDX file
 flags.DEFINE_string("out", "runs/figures/edges.png", "where to save the PNG figure")
 FLAGS = flags.FLAGS
 
-CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-               "Sneaker", "Bag", "Ankle boot")
-
 
 def edge_responses(image):
   """(vertical, horizontal) feature maps of a (H, W) image in [0, 1], SAME so sizes match."""
@@ -57,14 +54,14 @@ def main(argv):
   require(len(argv) == 1, f"unexpected argument(s) {' '.join(argv[1:])}; flags look like "
           "--index=0")
   require(FLAGS.out.lower().endswith(".png"), f"--out={FLAGS.out!r} must end in .png")
-  from cnnlab.data import load_split
+  from cnnlab.data import class_names, load_split
   images, labels = load_split("fashion_mnist", "train", FLAGS.data_dir)
   require(0 <= FLAGS.index < len(images), f"--index={FLAGS.index} is out of range; the "
           f"training split has images 0..{len(images) - 1}")
   writable_dir(os.path.dirname(FLAGS.out) or ".", "out")
   image = images[FLAGS.index, :, :, 0].astype(np.float32) / 255.0
   label = int(labels[FLAGS.index])
-  name = CLASS_NAMES[label] if 0 <= label < len(CLASS_NAMES) else str(label)
+  name = class_names("fashion_mnist")[label]
   save_figure(image, f"train[{FLAGS.index}]: {name}", FLAGS.out)
   print(f"saved {FLAGS.out} (image {FLAGS.index}, {name}; masks vertical "
         f"{ops.VERTICAL_EDGE.tolist()} and horizontal {ops.HORIZONTAL_EDGE.tolist()})")
