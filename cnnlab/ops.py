@@ -72,8 +72,8 @@ def tuple_arg(value, nd, what):
   if len(values) != nd or not all(isinstance(v, (int, np.integer)) for v in values):
     raise UserError(f"{what} must be an int or {nd} ints, got {value!r}")
   if any(v < 1 for v in values):
-    raise UserError(f"{what} must be at least 1, got {value!r} (a {what} of 0 would never "
-                    "move the filter)")
+    why = " (a stride of 0 would never move the filter)" if what == "stride" else ""
+    raise UserError(f"{what} must be at least 1, got {value!r}{why}")
   return tuple(int(v) for v in values)
 
 

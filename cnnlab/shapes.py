@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from cnnlab.errors import UserError
+from cnnlab.models import create_model, layer_outputs
 from cnnlab.ops import same_padding
 
 
@@ -131,7 +132,6 @@ def summarize(model, input_shape=(28, 28, 1), **hparams):
   ("conv1 +bn1"). FLOPs per image count only multiply-adds of conv/dense kernels, as
   2 * kernel size * output positions; biases, activations, BatchNorm and pooling are not.
   """
-  from cnnlab.models import create_model, layer_outputs
   if isinstance(model, str):
     name, model = model, create_model(model, **hparams)
   else:

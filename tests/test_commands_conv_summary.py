@@ -68,8 +68,8 @@ def test_conv_pools(results):
     ("bad_stride", "stride must be at least 1"), ("bad_model", "did you mean 'textbook_cnn'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(results, case, words):
-  code, _, err = results[case]
-  assert code == 2
+  code, out, err = results[case]
+  assert code == 2 and out == ""  # nothing half-printed before the error
   lines = err.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("cnnlab: error:"), err
   assert words in lines[0] and "Traceback" not in err

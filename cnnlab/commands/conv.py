@@ -60,8 +60,12 @@ def parse_padding(text):
 
 
 def matrix_text(a, indent="  "):
-  """Rows of %g numbers, right-aligned; a 3D array prints one 2D map per channel."""
+  """Rows of %g numbers, right-aligned; one 2D map per channel (3D) or per filter/channel (4D)."""
   a = np.asarray(a)
+  if a.ndim == 4:
+    return "\n".join(f"{indent}[filter {k}, input channel {c}]\n" +
+                     matrix_text(a[:, :, c, k], indent * 2)
+                     for k in range(a.shape[3]) for c in range(a.shape[2]))
   if a.ndim == 3:
     return "\n".join(f"{indent}[channel {c}]\n" + matrix_text(a[..., c], indent * 2)
                      for c in range(a.shape[-1]))
@@ -87,6 +91,38 @@ def shape_text(shape):
   return "x".join(str(v) for v in shape)
 
 
+def pool_report(image, padding):
+  """Lines describing a pooling of `image`: settings, size arithmetic, result."""
+  window = parse_ints(FLAGS.window, "window")
+  stride = window if FLAGS.stride is None else parse_ints(FLAGS.stride, "stride")
+  kind = FLAGS.pool.lower()
+  out = ops.pool(image, window, stride=stride, padding=padding, kind=kind)
+  win = window if isinstance(window, tuple) else (window, window)
+  return [f"{kind} pooling, window {shape_text(win)}, stride {FLAGS.stride or window}, "
+          f"padding {FLAGS.padding} (no parameters; channels unchanged)",
+          *size_lines(image.shape[:2], win, stride, padding, pool=True),
+          f"pooled ({shape_text(out.shape)}):\n{matrix_text(out)}"]
+
+
+def conv_report(image, padding):
+  """Lines describing a convolution of `image`: kernel, size arithmetic, parameters, result."""
+  name = FLAGS.kernel.strip().lower()
+  kernel = ops.as_array(MASKS[name]) if name in MASKS else parse_matrix(FLAGS.kernel, "kernel")
+  stride = 1 if FLAGS.stride is None else parse_ints(FLAGS.stride, "stride")
+  bias = None if FLAGS.bias is None else parse_matrix(FLAGS.bias, "bias")
+  out = ops.conv2d(image, kernel, stride=stride, padding=padding, bias=bias)
+  f = tuple(kernel.shape[:2])
+  depth = image.shape[2] if image.ndim == 3 else 1
+  k = kernel.shape[-1] if kernel.ndim == 4 else 1
+  return [f"kernel ({shape_text(kernel.shape)}):\n{matrix_text(kernel)}",
+          f"convolution, stride {FLAGS.stride or 1}, padding {FLAGS.padding}",
+          *size_lines(image.shape[:2], f, stride, padding, pool=False),
+          f"parameters K*F_h*F_w*D + K (one bias per filter) = {k}*{f[0]}*{f[1]}*{depth} + "
+          f"{k} = {shapes.conv_params(k, f, depth)}",
+          f"feature map{'s' if out.ndim == 3 else ''} ({shape_text(out.shape)}):\n"
+          f"{matrix_text(out)}"]
+
+
 def main(argv):
   require(len(argv) == 1, f"unexpected argument(s) {' '.join(argv[1:])}; flags look like "
           "--image='[[1,2],[3,4]]'")
@@ -97,30 +133,6 @@ def main(argv):
   require(image.ndim in (2, 3), f"--image must be a 2D (H,W) or 3D (H,W,C) nested list, got "
           f"shape {tuple(image.shape)}")
   padding = parse_padding(FLAGS.padding)
-  sizes = image.shape[:2]
+  report = (pool_report if FLAGS.pool is not None else conv_report)(image, padding)
   print(f"image ({shape_text(image.shape)}):\n{matrix_text(image)}")
-  if FLAGS.pool is not None:
-    window = parse_ints(FLAGS.window, "window")
-    stride = window if FLAGS.stride is None else parse_ints(FLAGS.stride, "stride")
-    out = ops.pool(image, window, stride=stride, padding=padding, kind=FLAGS.pool.lower())
-    win = window if isinstance(window, tuple) else (window, window)
-    print(f"{FLAGS.pool.lower()} pooling, window {shape_text(win)}, stride {FLAGS.stride or window}"
-          f", padding {FLAGS.padding} (no parameters; channels unchanged)")
-    print("\n".join(size_lines(sizes, win, stride, padding, pool=True)))
-    print(f"pooled ({shape_text(out.shape)}):\n{matrix_text(out)}")
-    return
-  name = FLAGS.kernel.strip().lower()
-  kernel = ops.as_array(MASKS[name]) if name in MASKS else parse_matrix(FLAGS.kernel, "kernel")
-  stride = 1 if FLAGS.stride is None else parse_ints(FLAGS.stride, "stride")
-  bias = None if FLAGS.bias is None else parse_matrix(FLAGS.bias, "bias")
-  out = ops.conv2d(image, kernel, stride=stride, padding=padding, bias=bias)
-  print(f"kernel ({shape_text(kernel.shape)}):\n{matrix_text(kernel)}")
-  f = tuple(kernel.shape[:2])
-  depth = image.shape[2] if image.ndim == 3 else 1
-  k = kernel.shape[-1] if kernel.ndim == 4 else 1
-  print(f"convolution, stride {FLAGS.stride or 1}, padding {FLAGS.padding}")
-  print("\n".join(size_lines(sizes, f, stride, padding, pool=False)))
-  print(f"parameters K*F_h*F_w*D + K (one bias per filter) = {k}*{f[0]}*{f[1]}*{depth} + {k} = "
-        f"{shapes.conv_params(k, f, depth)}")
-  print(f"feature map{'s' if out.ndim == 3 else ''} ({shape_text(out.shape)}):\n"
-        f"{matrix_text(out)}")
+  print("\n".join(report))
