@@ -42,6 +42,8 @@ def evaluate(state, batches, seeds=0):
   """
   accumulate, zeros = steps.eval_accumulate_fn(seeds)
   sums = zeros()
+  if isinstance(state.step, jax.Array):  # put the sums where the state lives (explicitly)
+    sums = jax.device_put(sums, state.step.sharding)
   for batch in batches:
     sums = accumulate(state, sums, batch)
   sums = jax.device_get(sums)
@@ -159,7 +161,7 @@ def _run(config, workdir, resume, log):
             f"{config.optimizer.learning_rate}) or set --config.skip_nonfinite_updates=True")
       record = _epoch_record(epoch + 1, _step(state), train, val)
       history.append(record)
-      sums = steps.zero_sums(seeds)
+      sums = jax.device_put(steps.zero_sums(seeds), replicated)
       checkpoint.save(mngr, _step(state), {"state": state, "sums": sums},
                       {"history": history}, val_loss=record["val_loss"])
       images_per_s = float(np.sum(train["count"])) / elapsed
@@ -169,7 +171,7 @@ def _run(config, workdir, resume, log):
     stop.restore()
     mngr.wait_until_finished()
   return _finish(config, workdir, mngr, state, history, writer, time.time() - t_start, log,
-                 parallel.batch_sharded(mesh))
+                 mesh)
 
 
 def _step(state):
@@ -210,13 +212,14 @@ def _save_interrupted(mngr, state, sums, meta, workdir, signum, log):
   raise SystemExit(128 + signum)
 
 
-def _finish(config, workdir, mngr, state, history, writer, wall, log, sharding):
+def _finish(config, workdir, mngr, state, history, writer, wall, log, mesh):
   """Restore the best epoch, evaluate the test set once, write results.json."""
   seeds = runs.num_seeds(config)
   best = min(history, key=lambda r: r["val_loss"])
   tree, _ = checkpoint.restore(mngr, best["step"], {"state": state, "sums": steps.zero_sums(seeds)})
-  test = evaluate(tree["state"], eval_batches(*data.load_test(config), config.eval_batch_size,
-                                              sharding), seeds)
+  best_state = jax.device_put(tree["state"], parallel.replicated(mesh))
+  test = evaluate(best_state, eval_batches(*data.load_test(config), config.eval_batch_size,
+                                           parallel.batch_sharded(mesh)), seeds)
   results = {"test_accuracy": float(np.mean(test["accuracy"])),
              "test_loss": float(np.mean(test["loss"])),
              "best_epoch": best["epoch"], "best_step": best["step"],

@@ -17,6 +17,9 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None,
                                 "directory with the IDX files (default: config.data_dir, then "
                                 "/usr/share/datasets/<dataset>, then TFDS)")
 _RESUME = flags.DEFINE_bool("resume", True, "continue from the workdir's latest checkpoint")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "multi-host: call jax.distributed.initialize() first (coordinator "
+    "address, process count and id from the environment, as on Cloud TPU pods or SLURM)")
 
 
 def default_workdir(config_path):
@@ -33,5 +36,8 @@ def main(argv):
   config_path = config_flags.get_config_filename(flags.FLAGS["config"])
   workdir = cli.writable_dir(_WORKDIR.value or default_workdir(config_path))
   cli.setup_jax()
+  if _DISTRIBUTED.value:
+    import jax
+    jax.distributed.initialize()
   from cnnlab.train import train_and_evaluate  # after setup_jax: imports jax
   train_and_evaluate(config, workdir, resume=_RESUME.value)

@@ -1,0 +1,95 @@
+"""Scale: S seeds in one vmapped program, and data parallelism over 8 (simulated) devices."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cnnlab import parallel
+from cnnlab.errors import UserError
+from cnnlab.train import train_and_evaluate
+from conftest import DATA_DIR, REPO, needs_data, smoke_config
+
+TINY = dict(train_size=512, validation_size=256, test_size=256, num_epochs=2,
+            early_stopping_patience=0, eval_batch_size=128)
+
+
+@needs_data
+def test_num_seeds_equals_separate_single_seed_runs(tmp_path):
+  quiet = lambda *a: None
+  multi = train_and_evaluate(smoke_config(num_seeds=3, **TINY), str(tmp_path / "multi"),
+                             log=quiet)
+  history = [json.loads(l) for l in open(tmp_path / "multi" / "metrics.jsonl")]
+  for i in range(3):
+    single = train_and_evaluate(smoke_config(seed=i, **TINY), str(tmp_path / f"s{i}"), log=quiet)
+    single_history = [json.loads(l) for l in open(tmp_path / f"s{i}" / "metrics.jsonl")]
+    for m, s in zip(history, single_history):
+      # vmapped convolutions may sum in another order: equal to float tolerance
+      np.testing.assert_allclose(m["val_loss_per_seed"][i], s["val_loss"], rtol=2e-4)
+      np.testing.assert_allclose(m["train_loss_per_seed"][i], s["train_loss"], rtol=2e-4)
+    assert abs(multi["test_accuracy_per_seed"][i] - single["test_accuracy"]) <= 2 / 256
+  assert multi["seeds"] == [0, 1, 2]
+  assert multi["test_accuracy"] == pytest.approx(np.mean(multi["test_accuracy_per_seed"]))
+  assert multi["test_accuracy_std"] == pytest.approx(np.std(multi["test_accuracy_per_seed"]))
+
+
+EIGHT_DEVICES = r"""
+import json, sys
+import jax
+from cnnlab import parallel, runs, steps
+from cnnlab.train import train_and_evaluate
+sys.path.insert(0, "tests")
+from conftest import smoke_config
+assert jax.device_count() == 8, jax.devices()
+out = {}
+for n in (1, 8):
+  config = smoke_config(num_devices=n, **TINY)
+  res = train_and_evaluate(config, f"{sys.argv[1]}/d{n}", log=lambda *a: None)
+  out[n] = [json.loads(l) for l in open(f"{sys.argv[1]}/d{n}/metrics.jsonl")]
+# The batch really is split over the 8 devices inside the compiled step.
+mesh = parallel.make_mesh(8)
+_, state = runs.build(smoke_config())
+fn = steps.make_train_batch(32, 4, batch_sharding=parallel.batch_sharded(mesh))
+rep = parallel.replicated(mesh)
+args = jax.device_put((state, steps.zero_sums(), jax.numpy.zeros((128, 28, 28, 1), "uint8"),
+                       jax.numpy.zeros((128,), "int32"), jax.numpy.arange(128)), rep)
+hlo = fn.lower(*args).compile().as_text()  # the per-device program after partitioning
+out["per_device_conv1"] = "f32[4,28,28,32]" in hlo  # 32 images / 8 devices = 4 each
+out["all_reduce"] = "all-reduce" in hlo  # gradients summed across devices
+print(json.dumps(out))
+"""
+
+
+@needs_data
+def test_eight_devices_give_the_same_loss_curve_as_one(tmp_path):
+  env = dict(os.environ, PYTHONPATH=REPO, CNNLAB_JAX_CACHE="",
+             XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  script = EIGHT_DEVICES.replace("TINY", repr(TINY).replace("'", '"'))
+  script = script.replace("**{", "**dict(**{").replace("})", "}))")
+  proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert out["per_device_conv1"] and out["all_reduce"]
+  for one, eight in zip(out["1"], out["8"]):
+    # Same data, same math; only the order of the gradient sum differs (all-reduce).
+    np.testing.assert_allclose(eight["train_loss"], one["train_loss"], rtol=1e-3)
+    np.testing.assert_allclose(eight["val_loss"], one["val_loss"], rtol=1e-3)
+    assert abs(eight["val_accuracy"] - one["val_accuracy"]) <= 3 / 256
+
+
+def test_batch_not_divisible_by_devices_is_a_user_error():
+  mesh = parallel.make_mesh(1)
+  parallel.check_divisible(30, mesh, "batch_size")  # 1 device: anything goes
+  with pytest.raises(UserError, match="config.num_devices=3 but 1 device"):
+    parallel.make_mesh(3)
+
+
+def test_divisibility_message_names_the_fix():
+  class FakeMesh:  # the check only reads the device count
+    devices = np.zeros(8)
+  with pytest.raises(UserError, match="batch_size=30 is not divisible by the 8 devices.*24"):
+    parallel.check_divisible(30, FakeMesh, "batch_size")
