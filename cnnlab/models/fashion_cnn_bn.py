@@ -6,7 +6,7 @@ numbers compare). BatchNorm uses PyTorch's defaults (momentum 0.1 there = 0.9 he
 
 import flax.linen as nn
 
-from cnnlab.models.layers import max_pool, tap
+from cnnlab.models.layers import Taps, max_pool
 
 
 class FashionCNNBN(nn.Module):
@@ -15,16 +15,17 @@ class FashionCNNBN(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
+    tap = Taps(name="taps")
     bn = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                                    name=name)
     x = nn.Conv(32, (3, 3), padding=((1, 1), (1, 1)), name="conv1")(x)
-    x = tap(self, "conv1", nn.relu(bn("bn1")(x)))
-    x = tap(self, "pool1", max_pool(x, 2))
+    x = tap("conv1", nn.relu(bn("bn1")(x)))
+    x = tap("pool1", max_pool(x, 2))
     x = nn.Conv(64, (3, 3), padding="VALID", name="conv2")(x)
-    x = tap(self, "conv2", nn.relu(bn("bn2")(x)))
-    x = tap(self, "pool2", max_pool(x, 2))
-    x = tap(self, "flatten", x.reshape((x.shape[0], -1)))
-    x = tap(self, "dense1", nn.Dense(600, name="dense1")(x))
-    x = tap(self, "dropout", nn.Dropout(self.dropout, deterministic=not train)(x))
-    x = tap(self, "dense2", nn.Dense(120, name="dense2")(x))
-    return tap(self, "output", nn.Dense(self.num_classes, name="output")(x))
+    x = tap("conv2", nn.relu(bn("bn2")(x)))
+    x = tap("pool2", max_pool(x, 2))
+    x = tap("flatten", x.reshape((x.shape[0], -1)))
+    x = tap("dense1", nn.Dense(600, name="dense1")(x))
+    x = tap("dropout", nn.Dropout(self.dropout, deterministic=not train)(x))
+    x = tap("dense2", nn.Dense(120, name="dense2")(x))
+    return tap("output", nn.Dense(self.num_classes, name="output")(x))

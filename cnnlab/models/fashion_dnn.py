@@ -5,7 +5,7 @@ The course's forward pass skipped the 128 layer by mistake; this is the intended
 
 import flax.linen as nn
 
-from cnnlab.models.layers import tap
+from cnnlab.models.layers import Taps
 
 
 class FashionDNN(nn.Module):
@@ -14,8 +14,9 @@ class FashionDNN(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = tap(self, "flatten", x.reshape((x.shape[0], -1)))
-    x = tap(self, "dense1", nn.relu(nn.Dense(256, name="dense1")(x)))
-    x = tap(self, "dropout", nn.Dropout(self.dropout, deterministic=not train)(x))
-    x = tap(self, "dense2", nn.relu(nn.Dense(128, name="dense2")(x)))
-    return tap(self, "output", nn.Dense(self.num_classes, name="output")(x))
+    tap = Taps(name="taps")
+    x = tap("flatten", x.reshape((x.shape[0], -1)))
+    x = tap("dense1", nn.relu(nn.Dense(256, name="dense1")(x)))
+    x = tap("dropout", nn.Dropout(self.dropout, deterministic=not train)(x))
+    x = tap("dense2", nn.relu(nn.Dense(128, name="dense2")(x)))
+    return tap("output", nn.Dense(self.num_classes, name="output")(x))

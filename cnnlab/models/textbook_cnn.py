@@ -2,7 +2,7 @@
 
 import flax.linen as nn
 
-from cnnlab.models.layers import max_pool, tap
+from cnnlab.models.layers import Taps, max_pool
 
 
 class TextbookCNN(nn.Module):
@@ -12,11 +12,12 @@ class TextbookCNN(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = tap(self, "conv1", nn.relu(nn.Conv(32, (3, 3), padding="SAME", name="conv1")(x)))
-    x = tap(self, "pool1", max_pool(x, 2))
-    x = tap(self, "conv2", nn.relu(nn.Conv(64, (3, 3), padding="SAME", name="conv2")(x)))
-    x = tap(self, "pool2", max_pool(x, 2))
-    x = tap(self, "flatten", x.reshape((x.shape[0], -1)))
-    x = tap(self, "dense1", nn.relu(nn.Dense(100, name="dense1")(x)))
-    x = tap(self, "dropout", nn.Dropout(self.dropout, deterministic=not train)(x))
-    return tap(self, "output", nn.Dense(self.num_classes, name="output")(x))
+    tap = Taps(name="taps")
+    x = tap("conv1", nn.relu(nn.Conv(32, (3, 3), padding="SAME", name="conv1")(x)))
+    x = tap("pool1", max_pool(x, 2))
+    x = tap("conv2", nn.relu(nn.Conv(64, (3, 3), padding="SAME", name="conv2")(x)))
+    x = tap("pool2", max_pool(x, 2))
+    x = tap("flatten", x.reshape((x.shape[0], -1)))
+    x = tap("dense1", nn.relu(nn.Dense(100, name="dense1")(x)))
+    x = tap("dropout", nn.Dropout(self.dropout, deterministic=not train)(x))
+    return tap("output", nn.Dense(self.num_classes, name="output")(x))
