@@ -161,3 +161,26 @@ def test_viz_shell_success_and_errors(smoke_run, tmp_path):
   lines = bad.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("cnnlab: error:"), bad.stderr
   assert "conv1, conv2" in lines[0] and "Traceback" not in bad.stderr
+
+
+def test_notebook_is_valid_and_calls_existing_functions():
+  import ast
+  import json
+  import re
+
+  from conftest import REPO
+  path = os.path.join(REPO, "notebooks", "explore.ipynb")
+  with open(path) as f:
+    nb = json.load(f)
+  assert nb["nbformat"] == 4 and nb["cells"]
+  try:
+    import nbformat
+    nbformat.validate(nbformat.reads(json.dumps(nb), as_version=4))
+  except ImportError:
+    pass
+  code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+  ast.parse("\n".join(line for line in code.splitlines() if not line.startswith("%")))
+  modules = {"viz": viz, "predict": predict, "runs": runs}
+  used = set(re.findall(r"\b(viz|predict|runs)\.(\w+)\(", code))
+  assert ("viz", "kernel_grid") in used and ("viz", "feature_map_grid") in used
+  assert all(hasattr(modules[m], name) for m, name in used), used
