@@ -245,3 +245,21 @@ def figures_dir(workdir, out=None):
   path = out or os.path.join(workdir, "figures")
   from cnnlab import cli
   return cli.writable_dir(path, "out")
+
+
+def classify(workdir, image=None, index=None, split="validation", which="best", invert="auto",
+             lang="en", data_dir=None):
+  """(probabilities (classes,), class names, input (1,H,W,C) uint8, description, label)."""
+  if (image is None) == (index is None):
+    raise UserError("pass --image=FILE (a picture) or --index=N (a dataset image), one of them")
+  saved = runs.load_config(workdir)
+  names, shape = class_names(saved, lang), data.image_shape(saved.dataset)
+  if image is not None:  # check the picture before the (slower) restore
+    x, inverted = load_image(image, shape, invert)
+    what, label = image + (" (light background: inverted)" if inverted else ""), None
+  config, _, state, _ = load_run(workdir, which)
+  if image is None:
+    x, label = pick(*dataset_images(config, split, data_dir), index, split)
+    what = f"{split} image {index} (label: {names[label]})"
+  probs = probabilities(state, x)[0]
+  return probs, names, x, what, label

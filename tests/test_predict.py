@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from cnnlab import predict, steps
-from cnnlab.commands.predict import classify
+from cnnlab.predict import classify
 from cnnlab.errors import UserError
 from conftest import run_cli
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from cnnlab import predict, runs, viz
-from cnnlab.commands.viz import write_figures
+from cnnlab.figures import write_figures
 from cnnlab.errors import UserError
 from cnnlab.models import MODELS
 from conftest import run_cli, smoke_config

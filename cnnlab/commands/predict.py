@@ -32,25 +32,6 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "directory with the IDX files 
                                 "run's config.data_dir)")
 
 
-def classify(workdir, image=None, index=None, split="validation", which="best", invert="auto",
-             lang="en", data_dir=None):
-  """(probabilities (classes,), class names, input (1,H,W,C) uint8, description, label)."""
-  from cnnlab import data, predict, runs
-  if (image is None) == (index is None):
-    raise UserError("pass --image=FILE (a picture) or --index=N (a dataset image), one of them")
-  saved = runs.load_config(workdir)
-  names, shape = predict.class_names(saved, lang), data.image_shape(saved.dataset)
-  if image is not None:  # check the picture before the (slower) restore
-    x, inverted = predict.load_image(image, shape, invert)
-    what, label = image + (" (light background: inverted)" if inverted else ""), None
-  config, _, state, _ = predict.load_run(workdir, which)
-  if image is None:
-    x, label = predict.pick(*predict.dataset_images(config, split, data_dir), index, split)
-    what = f"{split} image {index} (label: {names[label]})"
-  probs = predict.probabilities(state, x)[0]
-  return probs, names, x, what, label
-
-
 def main(argv):
   if len(argv) > 1:
     raise UserError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
@@ -58,10 +39,12 @@ def main(argv):
     raise UserError("pass --workdir=DIR, the directory of a training run")
   if _TOP.value < 1:
     raise UserError(f"--top={_TOP.value} must be at least 1")
-  from cnnlab import cli, predict, runs
+  from cnnlab import cli
   cli.setup_jax()
-  probs, names, x, what, _ = classify(_WORKDIR.value, _IMAGE.value, _INDEX.value, _SPLIT.value,
-                                      _WHICH.value, _INVERT.value, _LANG.value, _DATA_DIR.value)
+  from cnnlab import predict, runs  # after setup_jax: imports jax
+  probs, names, x, what, _ = predict.classify(
+      _WORKDIR.value, _IMAGE.value, _INDEX.value, _SPLIT.value, _WHICH.value, _INVERT.value,
+      _LANG.value, _DATA_DIR.value)
   print(what)
   for rank, (name, p) in enumerate(predict.top_k(probs, names, _TOP.value), 1):
     print(f"  {rank}. {name}  {p:.4f}")
