@@ -15,20 +15,22 @@ def write_figures(workdir, out=None, which="best", layers=(), split="train", ind
                   image=None, invert="auto", mistakes=16, data_dir=None, log=None):
   """Write every figure of a run; returns their paths. Checks all inputs before drawing."""
   log = log or (lambda msg: print(msg, file=sys.stderr))
-  config, model, state, meta = predict.load_run(workdir, which)
+  config = runs.load_config(workdir)
+  model, abstract = predict.abstract_model(config, workdir)
   shape = data.image_shape(config.dataset)
-  table = predict.layer_table(model, state, shape)
-  layers = predict.select_layers(table, state.params, layers, config.model.name)
+  table = predict.layer_table(model, abstract, shape)
+  layers = predict.select_layers(table, abstract["params"], layers, config.model.name)
   names = predict.class_names(config)
+  if mistakes < 0:
+    raise UserError(f"--mistakes={mistakes} must be >= 0")
   if image:
     x, inverted = predict.load_image(image, shape, invert)
     what = f"{os.path.basename(image)}{' (inverted)' if inverted else ''}"
   else:
     x, label = predict.pick(*predict.dataset_images(config, split, data_dir), index, split)
     what = f"{split} image {index} ({names[label]})"
-  if mistakes < 0:
-    raise UserError(f"--mistakes={mistakes} must be >= 0")
   out = predict.figures_dir(workdir, out)
+  _, model, state, meta = predict.load_run(workdir, which)  # the slow part: build + restore
   epoch = {r["step"]: r["epoch"] for r in meta.get("history", [])}.get(meta.get("step"))
   trained = f"trained ({which}" + (f", epoch {epoch})" if epoch else ")")
   untrained = f"untrained (seed {config.seed})"

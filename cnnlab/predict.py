@@ -4,6 +4,8 @@ Everything here reads checkpoints and data only; nothing trains. Layer names com
 model's own taps (models/layers.tap), so the same code serves every model of the registry.
 """
 
+import functools
+import math
 import os
 
 import flax.linen as nn
@@ -12,7 +14,7 @@ import numpy as np
 
 from cnnlab import checkpoint, data, runs, steps
 from cnnlab.errors import UserError, closest
-from cnnlab.models import layer_outputs
+from cnnlab.models import create_model_from_config, layer_outputs
 
 SPLITS = ("train", "validation")
 
@@ -26,12 +28,23 @@ def load_run(workdir, which="best"):
   if which not in ("best", "latest"):
     raise UserError(f"unknown checkpoint choice {which!r}; choose 'best' or 'latest'")
   config = runs.load_config(workdir)
-  try:
-    _, state = runs.build(config)
-  except UserError as err:
-    raise UserError(f"the config.json in {workdir} cannot be built ({err})") from None
-  _check_saved_params(workdir, config, state.params)
+  _, variables = abstract_model(config, workdir)
+  _check_saved_params(workdir, config, variables["params"])
   return runs.restore(workdir, which)
+
+
+def abstract_model(config, workdir="the run"):
+  """(model, variables as ShapeDtypeStructs) of a config: shapes in milliseconds, no init.
+
+  Enough to list layers and check inputs before the (seconds-long) build and restore.
+  """
+  try:
+    model = create_model_from_config(config.model, len(data.class_names(config.dataset)))
+  except UserError as err:
+    raise UserError(f"the config.json of {workdir} cannot be built ({err})") from None
+  x = jax.ShapeDtypeStruct((1, *data.image_shape(config.dataset)), np.float32)
+  init = functools.partial(model.init, train=False)
+  return model, jax.eval_shape(init, jax.ShapeDtypeStruct((2,), np.uint32), x)
 
 
 def _check_saved_params(workdir, config, params):
@@ -50,7 +63,7 @@ def _check_saved_params(workdir, config, params):
       return
   finally:
     mngr.close()
-  want = jax.tree.map(lambda a: tuple(np.shape(a)), params)
+  want = jax.tree.map(lambda a: tuple(a.shape), params)
   if got != want:
     describe = lambda tree: ", ".join(f"{k} {tuple(v['kernel'])}" if "kernel" in v else k
                                       for k, v in tree.items())
@@ -159,6 +172,7 @@ def capture(model, state, images):
 def layer_table(model, state, input_shape):
   """[{name, kind, shape, params}] in forward order, from the taps (shapes only, no compute).
 
+  `state` is a TrainState or a variables dict, concrete or abstract (abstract_model).
   A parameter group counts toward the first output tapped after it runs, so a BatchNorm
   without a tap of its own (FashionCNN-BN's bn1) is listed inside "conv1". The call order
   is read with nn.intercept_methods, since pytrees sort dict keys.
@@ -176,31 +190,31 @@ def layer_table(model, state, input_shape):
     return next_fun(*args, **kwargs)
 
   x = jax.ShapeDtypeStruct((1, *input_shape), np.float32)
-  abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype),
-                          steps.variables(state))
+  variables = steps.variables(state) if hasattr(state, "params") else state
+  params = variables["params"]
+  abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), variables)
   with nn.intercept_methods(record):
     _, shapes = layer_outputs(model, abstract, x)
   rows = {name: {"name": name, "kind": "", "shape": tuple(s.shape[1:]), "params": 0}
           for name, s in shapes.items()}
   pending = []
   for kind, name in events:
-    if kind == "params" and name in state.params and name not in pending:
+    if kind == "params" and name in params and name not in pending:
       pending.append(name)
     elif kind == "tap" and name in rows:
       for group in pending:
-        _add_params(rows[name], group, state.params[group])
+        _add_params(rows[name], group, params[group])
       pending = []
   return list(rows.values())
 
 
 def _add_params(row, name, group):
-  row["params"] += sum(int(np.size(a)) for a in jax.tree.leaves(group))
-  kernel = kernel_of({name: group}, name)
-  if np.ndim(kernel) == 4:
-    h, w, _, k = np.shape(kernel)
-    kind = f"Conv {h}x{w}, {k} filters"
-  elif np.ndim(kernel) == 2:
-    kind = f"Dense {np.shape(kernel)[1]}"
+  row["params"] += sum(math.prod(a.shape) for a in jax.tree.leaves(group))
+  shape = _kernel_shape({name: group}, name)
+  if len(shape) == 4:
+    kind = f"Conv {shape[0]}x{shape[1]}, {shape[3]} filters"
+  elif len(shape) == 2:
+    kind = f"Dense {shape[1]}"
   else:
     kind = name
   row["kind"] = f"{row['kind']} + {kind}" if row["kind"] else kind
@@ -208,7 +222,13 @@ def _add_params(row, name, group):
 
 def conv_layers(table, params):
   """Names of the tapped layers with a 4-D (HWIO) kernel, in forward order."""
-  return [r["name"] for r in table if np.ndim(kernel_of(params, r["name"])) == 4]
+  return [r["name"] for r in table if len(_kernel_shape(params, r["name"])) == 4]
+
+
+def _kernel_shape(params, name):
+  group = params.get(name)
+  kernel = group.get("kernel") if hasattr(group, "get") else None
+  return () if kernel is None else tuple(kernel.shape)
 
 
 def kernel_of(params, name):
@@ -254,12 +274,12 @@ def classify(workdir, image=None, index=None, split="validation", which="best", 
     raise UserError("pass --image=FILE (a picture) or --index=N (a dataset image), one of them")
   saved = runs.load_config(workdir)
   names, shape = class_names(saved, lang), data.image_shape(saved.dataset)
-  if image is not None:  # check the picture before the (slower) restore
+  if image is not None:  # check the picture before the (seconds-long) restore
     x, inverted = load_image(image, shape, invert)
     what, label = image + (" (light background: inverted)" if inverted else ""), None
-  config, _, state, _ = load_run(workdir, which)
-  if image is None:
-    x, label = pick(*dataset_images(config, split, data_dir), index, split)
+  else:  # likewise the index
+    x, label = pick(*dataset_images(saved, split, data_dir), index, split)
     what = f"{split} image {index} (label: {names[label]})"
+  _, _, state, _ = load_run(workdir, which)
   probs = probabilities(state, x)[0]
   return probs, names, x, what, label
