@@ -1,5 +1,6 @@
 """Figures from the checkpoints of the shared smoke training (viz never trains)."""
 
+import json
 import os
 
 import jax
@@ -12,7 +13,7 @@ from cnnlab import predict, runs, viz
 from cnnlab.figures import write_figures
 from cnnlab.errors import UserError
 from cnnlab.models import MODELS
-from conftest import run_cli, smoke_config
+from conftest import needs_data, run_cli, smoke_config
 
 FIGURES = {"conv1_kernels.png", "conv1_hist.png", "feature_maps_conv1.png",
            "feature_maps_conv2.png", "curves.png", "confusion.png", "mistakes.png", "model.png"}
@@ -146,15 +147,19 @@ def test_unknown_layer_lists_the_valid_ones(smoke_run, tmp_path):
 
 
 def test_viz_shell_success_and_errors(smoke_run, tmp_path):
-  out = tmp_path / "figs"
+  out, picture = tmp_path / "figs", str(tmp_path / "boot.jpg")
+  boot = np.zeros((60, 40, 3), np.uint8) + 250  # a dark block on white: gets inverted
+  boot[10:50, 5:35] = 30
+  Image.fromarray(boot).save(picture)
   done = run_cli("viz", f"--workdir={smoke_run[0]}", f"--out={out}", "--layer=conv2",
-                 "--split=validation", "--index=3", "--mistakes=4")
+                 f"--image={picture}", "--mistakes=4")
   assert done.returncode == 0, done.stderr
   printed = done.stdout.split()
   assert {os.path.basename(p) for p in printed} == {
       "conv2_kernels.png", "conv2_hist.png", "feature_maps_conv2.png", "curves.png",
       "confusion.png", "mistakes.png", "model.png"}
   assert all(os.path.exists(p) for p in printed)
+  assert "conv2 kernel (3, 3, 32, 64) trained" in done.stderr
 
   bad = run_cli("viz", f"--workdir={smoke_run[0]}", "--layer=dense1", f"--out={out}")
   assert bad.returncode == 2
@@ -184,3 +189,28 @@ def test_notebook_is_valid_and_calls_existing_functions():
   used = set(re.findall(r"\b(viz|predict|runs)\.(\w+)\(", code))
   assert ("viz", "kernel_grid") in used and ("viz", "feature_map_grid") in used
   assert all(hasattr(modules[m], name) for m, name in used), used
+
+
+@pytest.mark.parametrize("name", ["fashion_dnn", "fashion_cnn_bn"])
+@needs_data
+def test_viz_of_other_registry_models(name, tmp_path):
+  """A checkpoint of an untrained model of another kind goes through the same code path."""
+  from cnnlab import checkpoint, steps
+  config = smoke_config(model=ml_collections.ConfigDict({"name": name}))
+  workdir = str(tmp_path / name)
+  os.makedirs(workdir)
+  checkpoint.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
+  _, state = runs.build(config)
+  mngr = checkpoint.manager(workdir)
+  checkpoint.save(mngr, 0, {"state": state, "sums": steps.zero_sums()}, {"history": []})
+  mngr.close()
+  logs = []
+  paths = write_figures(workdir, mistakes=4, log=logs.append)
+  convs = {"fashion_dnn": [], "fashion_cnn_bn": ["conv1", "conv2"]}[name]
+  expected = {"curves.png", "confusion.png", "mistakes.png", "model.png"}
+  if convs:
+    expected |= {"conv1_kernels.png", "conv1_hist.png", "feature_maps_conv1.png",
+                 "feature_maps_conv2.png"}
+  else:
+    assert any("no conv layer" in line for line in logs)
+  assert {os.path.basename(p) for p in paths} == expected
