@@ -1,7 +1,7 @@
 """Reading a trained run for inspection: checked restore, input images, probabilities, taps.
 
 Everything here reads checkpoints and data only; nothing trains. Layer names come from the
-model's own taps (models/layers.tap), so the same code serves every model of the registry.
+model's own taps (models/layers.Taps), so the same code serves every model of the registry.
 """
 
 import functools

@@ -173,7 +173,7 @@ def mistakes_grid(images, probs, labels, names, indices, cols=8, split="validati
   indices = list(indices)
   if not indices:
     fig, ax = plt.subplots(figsize=(4, 1))
-    ax.text(0.5, 0.5, f"no mistakes on the {split} set", ha="center", va="center")
+    ax.text(0.5, 0.5, f"no mistakes to show ({split} set)", ha="center", va="center")
     ax.set_axis_off()
     return fig
   cols = min(cols, len(indices))
