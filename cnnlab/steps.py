@@ -54,7 +54,8 @@ def make_optimizer(opt, total_steps):
 def create_train_state(model, tx, rng, input_shape):
   """Initialise parameters (and BatchNorm statistics) for inputs of `input_shape` (H, W, C)."""
   init_rng, state_rng = jax.random.split(rng)
-  variables = model.init(init_rng, jnp.zeros((1, *input_shape), jnp.float32), train=False)
+  init = jax.jit(functools.partial(model.init, train=False))  # one XLA call, not op by op
+  variables = init(init_rng, jnp.zeros((1, *input_shape), jnp.float32))
   state = TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
                             batch_stats=variables.get("batch_stats", {}), rng=state_rng)
   return state.replace(step=jnp.zeros((), jnp.int32))  # an array, so it never retraces
