@@ -72,8 +72,7 @@ def parse_sweep(expr, flat):
     if fields:
       raise UserError(f"config.{key} is a group of fields; sweep one of them, e.g. "
                       f"--sweep=config.{fields[0]}=...")
-    raise UserError(f"the config has no field config.{key}"
-                    f"{closest('config.' + key, ['config.' + k for k in flat])}")
+    raise UserError(f"the config has no field config.{key}{_suggest(key, flat)}")
   items = [v.strip() for v in values.split(",")]
   if not any(items) or not all(items):
     raise UserError(f"--sweep={expr} has an empty value; list values separated by commas, "
@@ -82,6 +81,18 @@ def parse_sweep(expr, flat):
   if len(set(parsed)) < len(parsed):
     raise UserError(f"--sweep={expr} lists a value twice; each value is one point")
   return key, parsed
+
+
+def _suggest(key, flat):
+  """' (did you mean X?)': same leaf elsewhere, an abbreviation (lr), else difflib's pick."""
+  group, _, leaf = key.rpartition(".")
+  initials = lambda name: "".join(w[:1] for w in name.split("_"))
+  for match in (lambda k, g, lf: lf == leaf,
+                lambda k, g, lf: g == group and (initials(lf) == leaf or lf.startswith(leaf))):
+    hits = [k for k in flat if match(k, *k.rpartition(".")[::2])]
+    if len(hits) == 1:
+      return f" (did you mean 'config.{hits[0]}'?)"
+  return closest("config." + key, ["config." + k for k in flat])
 
 
 def parse_grid(exprs, config):
@@ -239,9 +250,10 @@ def point_row(name, point, workdir, outcome=None):
   if os.path.exists(results_path):
     with open(results_path) as f:
       results = json.load(f)
+    # train_wall_time_s restarts on resume; the epochs' times add up across sessions.
+    wall = max(results.get("train_wall_time_s") or 0.0, sum(t["epoch_time_s"] for t in timings))
     row.update({k: results.get(k) for k in ("val_accuracy", "test_accuracy", "best_epoch",
-                                            "epochs")},
-               wall_time_s=results.get("train_wall_time_s"), status="ok")
+                                            "epochs")}, wall_time_s=wall, status="ok")
     return row
   if outcome is not None:
     code, line, _ = outcome
