@@ -23,7 +23,6 @@ METRICS = ("val_accuracy", "test_accuracy", "best_epoch", "epochs", "wall_time_s
            "images_per_s")
 
 
-# ---------------------------------------------------------------------------------- grid
 def flatten(config, prefix=""):
   """{'optimizer.learning_rate': 0.001, ...}: a ConfigDict's leaf fields by dotted name."""
   flat = {}
@@ -139,18 +138,11 @@ def override_flags(point):
 
 def apply_point(config, point):
   """A copy of `config` with the point's values set (for checking them before any run)."""
-  import copy
-  config = copy.deepcopy(config)
-  for key, value in point.items():
-    *path, last = key.split(".")
-    target = config
-    for part in path:
-      target = target[part]
-    target[last] = value
+  config = config.copy_and_resolve_references()
+  config.update_from_flattened_dict(point)
   return config
 
 
-# ------------------------------------------------------------------------------- running
 def _last_error_line(path, offset):
   """The child's 'cnnlab: ...' line, else its last stderr line, from what it wrote this run."""
   try:
@@ -170,12 +162,11 @@ def _start(argv, workdir):
   stamp = f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n"
   with open(os.path.join(workdir, "stdout.log"), "a") as out, \
        open(os.path.join(workdir, "stderr.log"), "a") as err:
-    out.write(stamp)
-    err.write(stamp)
-    err.flush()
-    offset = err.tell()
+    for f in (out, err):
+      f.write(stamp)
+      f.flush()  # before the child writes to the same files
     proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
-  return proc, offset, time.time()
+    return proc, err.tell(), time.time()
 
 
 def run_points(jobs, parallel=1, log=print):
@@ -201,7 +192,7 @@ def run_points(jobs, parallel=1, log=print):
     while running or (pending and not stop):
       while pending and not stop and len(running) < parallel:
         name, argv, workdir = pending.pop(0)
-        log(f"[{total - len(pending)}/{total}] start {name}")
+        log(f"[{total - len(pending)}/{total}] start {name} (log: {workdir}/stdout.log)")
         proc, offset, t0 = _start(argv, workdir)
         running[name] = (proc, offset, t0, workdir)
         if stop:  # a signal came while it was starting
@@ -212,12 +203,9 @@ def run_points(jobs, parallel=1, log=print):
         del running[name]
         line = _last_error_line(os.path.join(workdir, "stderr.log"), offset)
         outcomes[name] = (proc.returncode, line, time.time() - t0)
-        took = f"{time.time() - t0:.0f} s"
-        if proc.returncode == 0:
-          log(f"done {name} ({took})")
-        else:
-          log(f"{'stopped' if stop else 'FAILED'} {name} (exit {proc.returncode}, {took}): "
-              f"{line}")
+        word = "done" if proc.returncode == 0 else "stopped" if stop else "FAILED"
+        log(f"{word} {name} (exit {proc.returncode}, {time.time() - t0:.0f} s)"
+            + (f": {line}" if proc.returncode else ""))
       time.sleep(0.1)
   finally:
     for s, handler in old.items():
@@ -227,11 +215,8 @@ def run_points(jobs, parallel=1, log=print):
   return outcomes, (stop[0] if stop else None)
 
 
-# ------------------------------------------------------------------------------- results
 def _read_jsonl(path):
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
+  with open(path if os.path.exists(path) else os.devnull) as f:
     return [json.loads(line) for line in f if line.strip()]
 
 
@@ -279,10 +264,8 @@ def write_csv(path, keys, rows):
 
 
 def _duration(seconds):
-  if seconds is None:
-    return "-"
-  if seconds < 60:
-    return f"{seconds:.1f} s"
+  if seconds is None or seconds < 60:
+    return "-" if seconds is None else f"{seconds:.1f} s"
   minutes, sec = divmod(round(seconds), 60)
   hours, minutes = divmod(minutes, 60)
   return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {sec:02d}s"
@@ -327,13 +310,12 @@ def plot(path, keys, rows):
       ax.set_xscale("log")
     ax.set_xlabel(keys[0])
   else:
-    labels = [r["point"] if len(keys) > 1 else format_value(r[keys[0]]) for r in rows]
-    xs = list(range(len(rows)))
-    for offset, (metric, label) in ((-0.2, ("val_accuracy", "validation")),
-                                    (0.2, ("test_accuracy", "test"))):
-      ax.bar([x + offset for x in xs], [r[metric] or 0.0 for r in rows], width=0.4, label=label)
-    ax.set_xticks(xs, labels, rotation=30 if len(keys) > 1 else 0, ha="right" if len(keys) > 1
-                  else "center", fontsize=8)
+    xs, wide = list(range(len(rows))), len(keys) > 1
+    for shift, metric, label in ((-0.2, "val_accuracy", "validation"),
+                                 (0.2, "test_accuracy", "test")):
+      ax.bar([x + shift for x in xs], [r[metric] or 0.0 for r in rows], width=0.4, label=label)
+    ax.set_xticks(xs, [r["point"] if wide else format_value(r[keys[0]]) for r in rows],
+                  rotation=30 if wide else 0, ha="right" if wide else "center", fontsize=8)
     accs = [r[m] for r in done for m in ("val_accuracy", "test_accuracy")]
     if accs:
       ax.set_ylim(max(0.0, min(accs) - 0.05), min(1.0, max(accs) + 0.02))

@@ -8,6 +8,7 @@ again skips finished points and resumes the others. Exit 0 when every point fini
 some failed, 130/143 when stopped by Ctrl-C/SIGTERM.
 """
 
+import json
 import os
 import shlex
 import sys
@@ -55,7 +56,8 @@ def _check_record(workdir, config, keys):
   """Refuse to mix sweeps: fields not swept must match what the workdir's points ran with."""
   from cnnlab import checkpoint
   path = os.path.join(workdir, "sweep.json")
-  flat = {k: v for k, v in sweep.flatten(config).items() if k != "data_dir"}
+  flat = json.loads(json.dumps({k: v for k, v in sweep.flatten(config).items()
+                                if k != "data_dir"}))  # as the saved record reads back
   if os.path.exists(path):
     old = checkpoint.read_json(path)
     swept = set(keys) | set(old.get("keys", []))
