@@ -143,21 +143,26 @@ def apply_point(config, point):
   return config
 
 
-def _last_error_line(path, offset):
-  """The child's 'cnnlab: ...' line, else its last stderr line, from what it wrote this run."""
-  try:
-    with open(path, errors="replace") as f:
-      f.seek(offset)
-      lines = [ln.strip() for ln in re.split(r"[\r\n]", f.read()) if ln.strip()]
-  except OSError:
-    return ""
-  ours = [ln for ln in lines if ln.startswith("cnnlab:")]
-  return (ours or lines or [""])[-1]
+def _last_line(workdir, offsets):
+  """The child's last 'cnnlab: ...' line, else its last stderr (then stdout) line this run."""
+  for name, offset in zip(("stderr.log", "stdout.log"), offsets):
+    try:
+      with open(os.path.join(workdir, name), errors="replace") as f:
+        f.seek(offset)
+        lines = [ln.strip() for ln in re.split(r"[\r\n]", f.read()) if ln.strip()]
+    except OSError:
+      continue
+    ours = [ln for ln in lines if ln.startswith("cnnlab:")]
+    if ours or lines:
+      return (ours or lines)[-1]
+  return ""
 
 
-def _start(argv, workdir):
+def _start(argv, workdir, shared):
   os.makedirs(workdir, exist_ok=True)
   env = dict(os.environ)
+  if shared:  # JAX takes 75% of a GPU's memory up front: side by side, take what is used
+    env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
   env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
   stamp = f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n"
   with open(os.path.join(workdir, "stdout.log"), "a") as out, \
@@ -166,7 +171,7 @@ def _start(argv, workdir):
       f.write(stamp)
       f.flush()  # before the child writes to the same files
     proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
-    return proc, err.tell(), time.time()
+    return proc, (err.tell(), out.tell()), time.time()
 
 
 def run_points(jobs, parallel=1, log=print):
@@ -180,10 +185,10 @@ def run_points(jobs, parallel=1, log=print):
   total = len(jobs)
 
   def handle(signum, frame):
-    if not stop:
+    stop.append(signum)  # first: the log below may be interrupted by a second signal
+    if len(stop) == 1:
       log(f"{signal.Signals(signum).name}: stopping {len(running)} running point(s) (they save "
           "a checkpoint); no new point starts")
-    stop.append(signum)
     for proc, _, _, _ in list(running.values()):
       proc.send_signal(signum)
 
@@ -193,7 +198,7 @@ def run_points(jobs, parallel=1, log=print):
       while pending and not stop and len(running) < parallel:
         name, argv, workdir = pending.pop(0)
         log(f"[{total - len(pending)}/{total}] start {name} (log: {workdir}/stdout.log)")
-        proc, offset, t0 = _start(argv, workdir)
+        proc, offset, t0 = _start(argv, workdir, shared=parallel > 1)
         running[name] = (proc, offset, t0, workdir)
         if stop:  # a signal came while it was starting
           proc.send_signal(stop[-1])
@@ -201,11 +206,11 @@ def run_points(jobs, parallel=1, log=print):
         if proc.poll() is None:
           continue
         del running[name]
-        line = _last_error_line(os.path.join(workdir, "stderr.log"), offset)
+        line = _last_line(workdir, offset)
         outcomes[name] = (proc.returncode, line, time.time() - t0)
         word = "done" if proc.returncode == 0 else "stopped" if stop else "FAILED"
         log(f"{word} {name} (exit {proc.returncode}, {time.time() - t0:.0f} s)"
-            + (f": {line}" if proc.returncode else ""))
+            + (f": {line}" if proc.returncode and line else ""))
       time.sleep(0.1)
   finally:
     for s, handler in old.items():
@@ -283,7 +288,8 @@ def markdown_table(keys, rows):
   for i, row in enumerate(ranked(rows), 1):
     status = row["status"]
     if row["exit_code"] is not None:
-      status += f" (exit {row['exit_code']})" + (f": {row['error']}" if row["error"] else "")
+      status += f" (exit {row['exit_code']})"
+      status += f": {row['error']}" if row["error"] and status.startswith("failed") else ""
     cells = [str(i) if row["status"] == "ok" else "-",
              *(format_value(row[k]) for k in keys),
              _num(row["val_accuracy"], ".4f"), _num(row["test_accuracy"], ".4f"),
