@@ -305,7 +305,7 @@ def plot(path, keys, rows):
   done = [r for r in rows if r["status"] == "ok"]
   numeric = len(keys) == 1 and all(isinstance(r[keys[0]], (int, float)) and
                                    not isinstance(r[keys[0]], bool) for r in done)
-  fig = Figure(figsize=(7, 4.5) if numeric else (max(6, 0.9 * len(rows) + 2), 5.5))
+  fig = Figure(figsize=(7, 4.5) if numeric else (max(6, 1.5 * len(rows) + 1), 5))
   ax = fig.subplots()
   if numeric and done:
     done.sort(key=lambda r: r[keys[0]])
@@ -316,12 +316,12 @@ def plot(path, keys, rows):
       ax.set_xscale("log")
     ax.set_xlabel(keys[0])
   else:
-    xs, wide = list(range(len(rows))), len(keys) > 1
+    xs = list(range(len(rows)))
     for shift, metric, label in ((-0.2, "val_accuracy", "validation"),
                                  (0.2, "test_accuracy", "test")):
       ax.bar([x + shift for x in xs], [r[metric] or 0.0 for r in rows], width=0.4, label=label)
-    ax.set_xticks(xs, [r["point"] if wide else format_value(r[keys[0]]) for r in rows],
-                  rotation=30 if wide else 0, ha="right" if wide else "center", fontsize=8)
+    ax.set_xticks(xs, ["\n".join(f"{k.rsplit('.', 1)[-1]}={format_value(r[k])}" for k in keys)
+                       for r in rows], fontsize=8)
     accs = [r[m] for r in done for m in ("val_accuracy", "test_accuracy")]
     if accs:
       ax.set_ylim(max(0.0, min(accs) - 0.05), min(1.0, max(accs) + 0.02))

@@ -105,10 +105,10 @@ def main(argv):
     index.update({name: point for name, point in zip(names, points)})
     checkpoint.write_json(index_path, index)
     jobs = []
-    for i, (name, point) in enumerate(zip(names, points)):
+    for name, point in zip(names, points):
       point_dir = os.path.join(workdir, name)
       if os.path.exists(os.path.join(point_dir, "results.json")):
-        print(f"[{i + 1}/{len(points)}] finished already: {name}")
+        print(f"skip {name} (finished already)")
         continue
       argv = [sys.executable, "-m", "experiments.main", "train", f"--config={config_file}",
               *given.values(), *sweep.override_flags(point), f"--workdir={point_dir}"]
