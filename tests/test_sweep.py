@@ -17,7 +17,7 @@ import pytest
 
 from cnnlab import sweep
 from cnnlab.errors import UserError
-from tests.conftest import DATA_DIR, REPO, needs_data, smoke_config
+from conftest import DATA_DIR, REPO, needs_data, smoke_config
 
 TINY = ["--config=experiments/smoke.py", "--config.train_size=256",
         "--config.validation_size=256", "--config.test_size=256", "--config.num_epochs=1",

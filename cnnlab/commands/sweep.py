@@ -69,7 +69,7 @@ def _check_record(workdir, config, keys):
                                                       if k not in keys}})
 
 
-def _command(config_file, given, names):
+def _command(config_file, given):
   parts = ["./launch.sh", "sweep", f"--config={config_file}"]
   parts += [f"--sweep={s}" for s in _SWEEP.value] + list(given.values())
   parts += [f"--workdir={_WORKDIR.value}", f"--parallel={_PARALLEL.value}"]
@@ -126,7 +126,7 @@ def main(argv):
   done = sum(r["status"] == "ok" for r in rows)
   if signum is not None:
     print(f"cnnlab: sweep stopped ({done} of {len(rows)} points finished); resume with:\n  "
-          f"{_command(config_file, given, names)}", file=sys.stderr)
+          f"{_command(config_file, given)}", file=sys.stderr)
     return 128 + signum
   if done < len(rows):
     print(f"cnnlab: {len(rows) - done} of {len(rows)} points failed; their logs are "
