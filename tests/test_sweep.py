@@ -1,0 +1,222 @@
+"""The sweep command: grid parsing (pure), the subprocess runner (fake children), and one real
+2x2 sweep that is then damaged and re-run, to show finished points are never retrained.
+
+The real sweep varies data-only fields (seed, validation_fraction), so every point compiles
+the same programs and a shared JAX cache keeps the four trainings short on a 2-core CPU.
+"""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from cnnlab import sweep
+from cnnlab.errors import UserError
+from conftest import DATA_DIR, REPO, needs_data, smoke_config
+
+TINY = ["--config=experiments/smoke.py", "--config.train_size=256",
+        "--config.validation_size=256", "--config.test_size=256", "--config.num_epochs=1",
+        f"--data_dir={DATA_DIR}"]
+
+
+@pytest.fixture(scope="module")
+def jax_cache(tmp_path_factory):
+  return str(tmp_path_factory.mktemp("jax_cache"))
+
+
+def run_sweep(*args, cache=""):
+  env = dict(os.environ, PYTHONPATH=REPO, CNNLAB_JAX_CACHE=cache)
+  return subprocess.run([sys.executable, "-m", "experiments.main", "sweep", *args], cwd=REPO,
+                        env=env, capture_output=True, text=True, timeout=300)
+
+
+# ------------------------------------------------------------------------- parsing (pure)
+def test_parse_grid_types_and_product():
+  axes = sweep.parse_grid(["config.optimizer.learning_rate=1e-3, 3e-4,1e-4",
+                           "config.model.dropout=0.3,0.4", "config.batch_size=16,32",
+                           "config.skip_nonfinite_updates=true,False",
+                           "config.optimizer.schedule=constant,cosine"], smoke_config())
+  assert axes[0] == ("optimizer.learning_rate", [1e-3, 3e-4, 1e-4])
+  assert axes[2] == ("batch_size", [16, 32]) and type(axes[2][1][0]) is int
+  assert axes[3] == ("skip_nonfinite_updates", [True, False])
+  assert axes[4] == ("optimizer.schedule", ["constant", "cosine"])
+  points = sweep.expand_grid(axes[:2])
+  assert len(points) == 6
+  assert points[0] == {"optimizer.learning_rate": 1e-3, "model.dropout": 0.3}
+  assert points[1] == {"optimizer.learning_rate": 1e-3, "model.dropout": 0.4}
+  assert sweep.point_names(points)[0] == "optimizer.learning_rate=0.001,model.dropout=0.3"
+  assert sweep.override_flags(points[2]) == ["--config.optimizer.learning_rate=0.0003",
+                                             "--config.model.dropout=0.3"]
+  config = sweep.apply_point(smoke_config(), points[5])
+  assert config.optimizer.learning_rate == 1e-4 and config.model.dropout == 0.4
+  assert smoke_config().optimizer.learning_rate == 1e-3  # a copy
+
+
+def test_point_names_fall_back_to_numbers():
+  assert sweep.point_names([{"data_dir": "a/b"}, {"data_dir": "a_b"}]) == ["point000",
+                                                                           "point001"]
+  assert sweep.point_names([{"data_dir": "/x y"}]) == ["data_dir=_x_y"]
+
+
+@pytest.mark.parametrize("expr, words", [
+    ("config.optimizer.learning_rate", "no '='"),
+    ("optimizer.learning_rate=1e-3", "must start with 'config.'"),
+    ("config.optimizer.learning_rate=", "empty value"),
+    ("config.optimizer.learning_rate=1e-3,,1e-4", "empty value"),
+    ("config.optimizer.learnig_rate=1e-3", "did you mean 'config.optimizer.learning_rate'"),
+    ("config.optimizer.learning_rate=abc", "'abc' for config.optimizer.learning_rate is not a number"),
+    ("config.batch_size=3.5", "not an integer"),
+    ("config.skip_nonfinite_updates=maybe", "not true or false"),
+    ("config.model=1", "group of fields"),
+    ("config.seed=1,1", "lists a value twice"),
+])
+def test_bad_sweep_expressions(expr, words):
+  with pytest.raises(UserError, match=words.replace("(", r"\(").replace(".", r"\.")):
+    sweep.parse_grid([expr], smoke_config())
+
+
+def test_empty_grid_and_repeated_key():
+  with pytest.raises(UserError, match="no --sweep"):
+    sweep.parse_grid([], smoke_config())
+  with pytest.raises(UserError, match="swept by two"):
+    sweep.parse_grid(["config.seed=1", "config.seed=2"], smoke_config())
+
+
+# ------------------------------------------------------------------------- tables (pure)
+def test_tables_rank_by_val_accuracy(tmp_path):
+  keys = ["model.dropout"]
+  rows = [{"point": f"model.dropout={d}", "model.dropout": d, "status": "ok",
+           "val_accuracy": v, "test_accuracy": v - 0.01, "best_epoch": 2, "epochs": 3,
+           "wall_time_s": 75.0, "images_per_s": 1234.5, "exit_code": None, "error": ""}
+          for d, v in ((0.2, 0.85), (0.3, 0.9))]
+  rows.append(sweep.point_row("model.dropout=0.4", {"model.dropout": 0.4}, str(tmp_path),
+                              (1, "ValueError: boom | bang", 3.0)))
+  table = sweep.write_reports(str(tmp_path), keys, rows)
+  lines = table.splitlines()
+  assert lines[0] == ("| # | model.dropout | val acc | test acc | epochs | wall time | "
+                      "images/s | status |")
+  assert lines[2] == "| 1 | 0.3 | 0.9000 | 0.8900 | 3 | 1m 15s | 1,234 | ok |"
+  assert lines[3].startswith("| 2 | 0.2 | 0.8500 |")
+  assert lines[4] == ("| - | 0.4 | - | - | - | - | - | failed (exit 1): ValueError: boom "
+                      "\\| bang |")
+  with open(tmp_path / "results.csv") as f:
+    table_rows = list(csv.DictReader(f))
+  assert [r["status"] for r in table_rows] == ["ok", "ok", "failed"]
+  assert table_rows[2]["exit_code"] == "1"
+  assert (tmp_path / "results.png").stat().st_size > 1000
+  assert (tmp_path / "results.md").read_text() == table
+
+
+# --------------------------------------------------------------- runner (fake children)
+def _job(tmp_path, name, code):
+  return (name, [sys.executable, "-c", code], str(tmp_path / name))
+
+
+def test_a_crash_fails_only_its_point(tmp_path):
+  jobs = [_job(tmp_path, "good", "print('fine')"),
+          _job(tmp_path, "bad", "import sys; print('warming up', file=sys.stderr); "
+                                "raise ValueError('boom')")]
+  outcomes, signum = sweep.run_points(jobs, parallel=2, log=lambda *a: None)
+  assert signum is None
+  assert outcomes["good"][0] == 0
+  assert outcomes["bad"][:2] == (1, "ValueError: boom")
+  row = sweep.point_row("bad", {}, str(tmp_path / "bad"), outcomes["bad"])
+  assert (row["status"], row["exit_code"]) == ("failed", 1)
+
+
+def test_ctrl_c_stops_children_and_starts_no_more(tmp_path):
+  child = ("import signal, sys, time\n"
+           "signal.signal(signal.SIGINT, lambda *a: sys.exit(130))\n"
+           "open({!r}, 'w').close()\ntime.sleep(60)\n")
+  jobs = [_job(tmp_path, f"p{i}", child.format(str(tmp_path / f"ready{i}"))) for i in range(3)]
+
+  def interrupt():  # once both running children can take it, as a terminal's Ctrl-C
+    while not all(os.path.exists(tmp_path / f"ready{i}") for i in range(2)):
+      time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGINT)
+
+  threading.Thread(target=interrupt, daemon=True).start()
+  t0 = time.time()
+  outcomes, signum = sweep.run_points(jobs, parallel=2, log=lambda *a: None)
+  assert signum == signal.SIGINT and time.time() - t0 < 30
+  assert sorted(outcomes) == ["p0", "p1"]  # p2 never started
+  assert all(code == 130 for code, _, _ in outcomes.values())
+  assert sweep.point_row("p0", {}, jobs[0][2], outcomes["p0"])["status"] == "interrupted"
+  assert sweep.point_row("p2", {}, jobs[2][2])["status"] == "pending"
+
+
+# --------------------------------------------------------------------------- the command
+@pytest.mark.parametrize("args, words", [
+    (["--sweep=config.seed=1,2"], "--workdir is missing"),
+    (["--sweep=config.seed=1", "--workdir=W", "--parallel=0"], "--parallel must be >= 1"),
+    (["--workdir=W"], "no --sweep given"),
+    (["--sweep=config.optimizer.lr=1e-3", "--workdir=W"],
+     "did you mean 'config.optimizer.learning_rate'"),
+    (["--sweep=config.optimizer.learning_rate=abc", "--workdir=W"], "is not a number"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, words, tmp_path):
+  args = [a.replace("=W", f"={tmp_path}/w") for a in args]
+  result = run_sweep(*args)
+  assert result.returncode == 2, result.stderr
+  assert result.stderr.startswith("cnnlab: error: ") and result.stderr.count("\n") == 1
+  assert words in result.stderr
+  assert not os.path.exists(tmp_path / "w")
+
+
+@needs_data
+def test_sweep_2x2_then_resume(tmp_path, jax_cache):
+  workdir = tmp_path / "sweep"
+  args = [*TINY, "--sweep=config.seed=0,1", "--sweep=config.validation_fraction=0.2,0.25",
+          f"--workdir={workdir}", "--parallel=2"]
+  result = run_sweep(*args, cache=jax_cache)
+  assert result.returncode == 0, result.stderr
+  names = ["seed=0,validation_fraction=0.2", "seed=0,validation_fraction=0.25",
+           "seed=1,validation_fraction=0.2", "seed=1,validation_fraction=0.25"]
+  assert all((workdir / n / "results.json").exists() for n in names)
+  with open(workdir / "results.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert [r["point"] for r in rows] == names and {r["status"] for r in rows} == {"ok"}
+  assert all(0.0 < float(r["val_accuracy"]) <= 1.0 and float(r["images_per_s"]) > 0
+             for r in rows)
+  table = (workdir / "results.md").read_text()
+  assert table in result.stdout and len(table.splitlines()) == 6
+  assert "| # | seed | validation_fraction | val acc |" in table
+  assert (workdir / "results.png").exists()
+
+  # Two points lose their results.json (unfinished runs); one of them is locked by another
+  # process, so its `train` fails: the sweep goes on and reports it.
+  import fcntl
+  for name in names[:2]:
+    (workdir / name / "results.json").unlink()
+  lock = open(workdir / names[1] / ".lock", "w")
+  fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  kept = {n: (workdir / n / "results.json").stat().st_mtime_ns for n in names[2:]}
+  logs = {n: (workdir / n / "stdout.log").read_text() for n in names[2:]}
+  result = run_sweep(*args, cache=jax_cache)
+  lock.close()
+  assert result.returncode == 1, result.stderr
+  assert "1 of 4 points failed" in result.stderr
+  assert (workdir / names[0] / "results.json").exists()
+  assert "resuming" in (workdir / names[0] / "stdout.log").read_text()
+  assert {n: (workdir / n / "results.json").stat().st_mtime_ns for n in names[2:]} == kept
+  assert {n: (workdir / n / "stdout.log").read_text() for n in names[2:]} == logs
+  assert result.stdout.count("finished already") == 2
+  assert f"failed (exit 2): cnnlab: error: workdir '{workdir / names[1]}' is in use" \
+      in result.stdout
+  with open(workdir / "results.csv") as f:
+    assert [r["status"] for r in csv.DictReader(f)] == ["ok", "failed", "ok", "ok"]
+
+
+@pytest.mark.parametrize("key, meant", [("optimizer.lr", "optimizer.learning_rate"),
+                                        ("learning_rate", "optimizer.learning_rate"),
+                                        ("optimizer.learn", "optimizer.learning_rate"),
+                                        ("model.dropuot", "model.dropout"),
+                                        ("batchsize", "batch_size")])
+def test_unknown_key_names_the_closest(key, meant):
+  with pytest.raises(UserError, match=f"did you mean 'config.{meant}'"):
+    sweep.parse_grid([f"config.{key}=1"], smoke_config())
