@@ -45,6 +45,10 @@ def main(argv):
           file=sys.stderr)
     return 2
   from cnnlab import cli
+  # absl's --help prints the __main__ module's docstring: show the command's, not this one's.
+  sys.modules["__main__"].__doc__ = module.__doc__
+  from absl import flags
+  flags.adopt_module_key_flags(module)  # --help then lists the command's own flags
   cli.run(module.main, argv=[f"cnnlab {command}"] + argv[2:])
   return 0
 
