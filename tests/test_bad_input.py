@@ -1,0 +1,137 @@
+"""The bad-input catalogue: every shell command, fed garbage, answers with one line and exit 2.
+
+Each case runs the real command in a subprocess (as a user would) and checks: exit code 2, one
+line on stderr starting `cnnlab: error:` that names the problem, no traceback, and nothing that
+existed in the workdir before is changed. Cases run two at a time, once per session.
+"""
+
+import concurrent.futures
+import gzip
+import hashlib
+import os
+import shutil
+
+import pytest
+
+from conftest import DATA_DIR, REPO, needs_data, run_cli
+
+SMOKE = f"--config={REPO}/experiments/smoke.py"
+
+
+def _tree_digest(path):
+  h = hashlib.sha256()
+  for root, dirs, files in sorted(os.walk(path)):
+    dirs.sort()
+    for name in sorted(set(files) - {".lock"}):  # the lock's pid record is not a result
+      full = os.path.join(root, name)
+      h.update(full.encode())
+      with open(full, "rb") as f:
+        h.update(f.read())
+  return h.hexdigest()
+
+
+@pytest.fixture(scope="session")
+def garbage(smoke_run, tmp_path_factory):
+  """Files and workdirs to feed the commands (fake data only where it is the point: bad files)."""
+  root = tmp_path_factory.mktemp("garbage")
+  finished = root / "finished"
+  shutil.copytree(smoke_run[0], finished)
+  for name in ("unfinished", "unfinished2"):  # one per case: cases run concurrently
+    shutil.copytree(smoke_run[0], root / name)
+    os.remove(root / name / "results.json")
+  (root / "empty_run").mkdir()
+  (root / "not_an_image.png").write_text("this is text, not a PNG")
+  for name, mutate in {"truncated": lambda b: b[:len(b) // 2],
+                       "bad_magic": lambda b: b"\x00\x00\x09\x99" + b[4:]}.items():
+    d = root / name
+    d.mkdir()
+    for f in os.listdir(DATA_DIR):
+      raw = gzip.open(os.path.join(DATA_DIR, f)).read()
+      if "train-images" in f:
+        raw = mutate(raw)
+      with gzip.open(d / f, "wb", compresslevel=1) as out:
+        out.write(raw)
+  (root / "file").write_text("a file where a directory is expected")
+  return root
+
+
+def cases(g):
+  """name -> (argv, words the error line must contain, workdir that must stay unchanged)."""
+  fin, unf, unf2 = str(g / "finished"), str(g / "unfinished"), str(g / "unfinished2")
+  w = str(g / "fresh")
+  return {
+      # train
+      "train: unknown model": (["train", SMOKE, "--config.model.name=lenet", f"--workdir={w}"], ["unknown model"], None),
+      "train: missing config": (["train", "--config=experiments/nope.py", f"--workdir={w}"], ["nope.py"], None),
+      "train: negative lr": (["train", SMOKE, "--config.optimizer.learning_rate=-1", f"--workdir={w}"], ["learning_rate"], None),
+      "train: batch 0": (["train", SMOKE, "--config.batch_size=0", f"--workdir={w}"], ["batch_size"], None),
+      "train: unknown key": (["train", SMOKE, "--config.batch_sise=3", f"--workdir={w}"], ["batch_sise", "batch_size"], None),
+      "train: wrong type": (["train", SMOKE, "--config.num_epochs=two", f"--workdir={w}"], ["num_epochs"], None),
+      "train: missing data dir": (["train", SMOKE, "--data_dir=/nonexistent/fm", f"--workdir={w}"], ["/nonexistent/fm"], None),
+      "train: truncated IDX": (["train", SMOKE, f"--data_dir={g}/truncated", f"--workdir={w}"], ["truncated"], None),
+      "train: garbled IDX": (["train", SMOKE, f"--data_dir={g}/bad_magic", f"--workdir={w}"], ["magic number"], None),
+      "train: data dir is a file": (["train", SMOKE, f"--data_dir={g}/file", f"--workdir={w}"], ["does not exist"], None),
+      "train: validation fraction": (["train", SMOKE, "--config.validation_fraction=1.5", f"--workdir={w}"], ["validation_fraction"], None),
+      "train: dropout 1.5": (["train", SMOKE, "--config.model.dropout=1.5", f"--workdir={w}"], ["dropout"], None),
+      "train: resume=maybe": (["train", SMOKE, "--resume=maybe", f"--workdir={w}"], ["resume"], None),
+      "train: too many devices": (["train", SMOKE, "--config.num_devices=64", f"--workdir={w}"], ["num_devices=64"], None),
+      "train: epochs 0": (["train", SMOKE, "--config.num_epochs=0", f"--workdir={w}"], ["num_epochs"], None),
+      "train: unknown optimizer": (["train", SMOKE, "--config.optimizer.name=rmsprop", f"--workdir={w}"], ["rmsprop"], None),
+      "train: unknown schedule": (["train", SMOKE, "--config.optimizer.schedule=linear", f"--workdir={w}"], ["linear"], None),
+      "train: positional argument": (["train", SMOKE, "oops", f"--workdir={w}"], ["oops"], None),
+      "train: workdir under a file": (["train", SMOKE, f"--workdir={g}/file/run"], ["workdir"], None),
+      "train: noresume over checkpoints": (["train", SMOKE, "--noresume", f"--workdir={unf}"], ["already has checkpoints"], unf),
+      "train: resume another model": (["train", SMOKE, "--config.model.name=fashion_dnn", f"--workdir={unf2}"], ["different model"], unf2),
+      # summary / conv / edges
+      "summary: unknown model": (["summary", "--model=resnet9000"], ["resnet9000"], None),
+      "summary: bad input shape": (["summary", "--input_shape=28,x,1"], ["input_shape"], None),
+      "conv: ragged list": (["conv", "--image=[[1,2],[3]]", "--kernel=[[1]]"], ["ragged"], None),
+      "conv: stride 0": (["conv", "--image=[[1,2],[3,4]]", "--kernel=[[1]]", "--stride=0"], ["stride"], None),
+      "conv: unknown padding": (["conv", "--image=[[1,2],[3,4]]", "--kernel=[[1]]", "--padding=diagonal"], ["diagonal"], None),
+      "conv: kernel larger than image": (["conv", "--image=[[1,2],[3,4]]", "--kernel=[[1,1,1],[1,1,1],[1,1,1]]"], ["kernel"], None),
+      "edges: index out of range": (["edges", "--index=70000", f"--data_dir={DATA_DIR}", f"--out={g}/e.png"], ["70000"], None),
+      # viz / predict
+      "viz: no such workdir": (["viz", f"--workdir={g}/nope"], ["does not exist"], None),
+      "viz: workdir without checkpoint": (["viz", f"--workdir={g}/empty_run"], ["empty_run"], None),
+      "viz: unknown layer": (["viz", f"--workdir={fin}", "--layer=conv9"], ["conv9", "conv1"], fin),
+      "viz: index out of range": (["viz", f"--workdir={fin}", "--index=999999"], ["999999"], fin),
+      "predict: not an image": (["predict", f"--workdir={fin}", f"--image={g}/not_an_image.png"], ["not_an_image.png"], fin),
+      "predict: index out of range": (["predict", f"--workdir={fin}", "--index=-5"], ["-5"], fin),
+      "predict: unknown language": (["predict", f"--workdir={fin}", "--index=0", "--lang=fr"], ["lang"], fin),
+      # sweep
+      "sweep: no '='": (["sweep", SMOKE, "--sweep=config.seed", f"--workdir={g}/sw1"], ["config.seed"], None),
+      "sweep: unknown key": (["sweep", SMOKE, "--sweep=config.optimizer.lr=1,2", f"--workdir={g}/sw2"], ["learning_rate"], None),
+      "sweep: empty grid": (["sweep", SMOKE, f"--workdir={g}/sw3"], ["--sweep"], None),
+      "sweep: bad value type": (["sweep", SMOKE, "--sweep=config.batch_size=a,b", f"--workdir={g}/sw4"], ["batch_size"], None),
+      "sweep: parallel 0": (["sweep", SMOKE, "--sweep=config.seed=0,1", "--parallel=0", f"--workdir={g}/sw5"], ["parallel"], None),
+  }
+
+
+@pytest.fixture(scope="session")
+def outcomes(garbage):
+  table = cases(garbage)
+  before = {name: _tree_digest(wd) for name, (_, _, wd) in table.items() if wd}
+  with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+    procs = dict(zip(table, pool.map(lambda args: run_cli(*args[0]), table.values())))
+  after = {name: _tree_digest(table[name][2]) for name in before}
+  return table, procs, before, after
+
+
+def test_catalogue_is_large_enough(garbage):
+  assert len(cases(garbage)) >= 30
+
+
+@needs_data
+@pytest.mark.parametrize("name", sorted(cases(__import__("pathlib").Path("/g"))))
+def test_bad_input(outcomes, name):
+  table, procs, before, after = outcomes
+  argv, words, workdir = table[name]
+  proc = procs[name]
+  lines = [l for l in proc.stderr.splitlines() if l.strip()]
+  assert proc.returncode == 2, (argv, proc.returncode, proc.stderr[-1500:])
+  assert "Traceback" not in proc.stderr, proc.stderr
+  assert len(lines) == 1 and lines[0].startswith("cnnlab: error:"), proc.stderr
+  for word in words:
+    assert word in lines[0], (word, lines[0])
+  if workdir:
+    assert before[name] == after[name], f"{workdir} was changed"
