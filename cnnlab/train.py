@@ -6,7 +6,6 @@ early stopping restores the best epoch's weights, and the test set is read and e
 exactly once, at the end. The workdir is locked, checkpointed every epoch and resumed from.
 """
 
-import functools
 import json
 import math
 import os

@@ -1,10 +1,9 @@
 """The train command from the shell: bad input -> one line on stderr, exit 2, no traceback."""
 
-import os
 
 import pytest
 
-from conftest import DATA_DIR, REPO, run_cli
+from conftest import REPO, run_cli
 
 
 def _assert_one_line_error(proc, *needles):

@@ -1,7 +1,6 @@
 """Fashion-MNIST loading: the real IDX files, corrupt files, the split."""
 
 import gzip
-import os
 import struct
 
 import numpy as np

@@ -11,7 +11,7 @@ import pytest
 from cnnlab import parallel
 from cnnlab.errors import UserError
 from cnnlab.train import train_and_evaluate
-from conftest import DATA_DIR, REPO, needs_data, smoke_config
+from conftest import REPO, needs_data, smoke_config
 
 TINY = dict(train_size=512, validation_size=256, test_size=256, num_epochs=2,
             early_stopping_patience=0, eval_batch_size=128)

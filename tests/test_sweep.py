@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from cnnlab import sweep
+from cnnlab import sweep, sweep_report
 from cnnlab.errors import UserError
 from conftest import DATA_DIR, REPO, needs_data, smoke_config
 
@@ -94,9 +94,9 @@ def test_tables_rank_by_val_accuracy(tmp_path):
            "val_accuracy": v, "test_accuracy": v - 0.01, "best_epoch": 2, "epochs": 3,
            "wall_time_s": 75.0, "images_per_s": 1234.5, "exit_code": None, "error": ""}
           for d, v in ((0.2, 0.85), (0.3, 0.9))]
-  rows.append(sweep.point_row("model.dropout=0.4", {"model.dropout": 0.4}, str(tmp_path),
+  rows.append(sweep_report.point_row("model.dropout=0.4", {"model.dropout": 0.4}, str(tmp_path),
                               (1, "ValueError: boom | bang", 3.0)))
-  table = sweep.write_reports(str(tmp_path), keys, rows)
+  table = sweep_report.write_reports(str(tmp_path), keys, rows)
   lines = table.splitlines()
   assert lines[0] == ("| # | model.dropout | val acc | test acc | epochs | wall time | "
                       "images/s | status |")
@@ -125,7 +125,7 @@ def test_a_crash_fails_only_its_point(tmp_path):
   assert signum is None
   assert outcomes["good"][0] == 0
   assert outcomes["bad"][:2] == (1, "ValueError: boom")
-  row = sweep.point_row("bad", {}, str(tmp_path / "bad"), outcomes["bad"])
+  row = sweep_report.point_row("bad", {}, str(tmp_path / "bad"), outcomes["bad"])
   assert (row["status"], row["exit_code"]) == ("failed", 1)
 
 
@@ -146,8 +146,8 @@ def test_ctrl_c_stops_children_and_starts_no_more(tmp_path):
   assert signum == signal.SIGINT and time.time() - t0 < 30
   assert sorted(outcomes) == ["p0", "p1"]  # p2 never started
   assert all(code == 130 for code, _, _ in outcomes.values())
-  assert sweep.point_row("p0", {}, jobs[0][2], outcomes["p0"])["status"] == "interrupted"
-  assert sweep.point_row("p2", {}, jobs[2][2])["status"] == "pending"
+  assert sweep_report.point_row("p0", {}, jobs[0][2], outcomes["p0"])["status"] == "interrupted"
+  assert sweep_report.point_row("p2", {}, jobs[2][2])["status"] == "pending"
 
 
 # --------------------------------------------------------------------------- the command

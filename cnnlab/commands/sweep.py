@@ -16,7 +16,7 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-from cnnlab import cli, sweep
+from cnnlab import cli, sweep, sweep_report
 from cnnlab.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -115,9 +115,9 @@ def main(argv):
       argv += [f"--data_dir={_DATA_DIR.value}"] if _DATA_DIR.value else []
       jobs.append((name, argv, point_dir))
     outcomes, signum = sweep.run_points(jobs, _PARALLEL.value)
-    rows = [sweep.point_row(name, point, os.path.join(workdir, name), outcomes.get(name))
+    rows = [sweep_report.point_row(name, point, os.path.join(workdir, name), outcomes.get(name))
             for name, point in zip(names, points)]
-    table = sweep.write_reports(workdir, keys, rows)
+    table = sweep_report.write_reports(workdir, keys, rows)
   finally:
     os.close(lock)
   print()
