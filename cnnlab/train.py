@@ -69,6 +69,11 @@ def train_and_evaluate(config, workdir, resume=True, log=print):
   lock = checkpoint.lock_workdir(workdir)
   try:
     return _run(config, workdir, resume, log)
+  except OSError as err:  # reliability: a full disk anywhere (metrics, events) is one line
+    if not checkpoint.is_disk_full(err):
+      raise
+    raise UserError(f"no space left on device while writing {err.filename or workdir}; "
+                    "the checkpoints are kept: free space and resume") from None
   finally:
     os.close(lock)
 
@@ -93,10 +98,12 @@ def _run(config, workdir, resume, log):
     if not resume:
       raise UserError(f"workdir {workdir!r} already has checkpoints and --noresume was given; "
                       "choose a new --workdir (nothing there is overwritten)")
-    if os.path.exists(config_path):
-      check_resume_config(checkpoint.read_json(config_path), config, workdir)
+    if not os.path.exists(config_path):  # reliability: never guess whose checkpoints these are
+      raise UserError(f"workdir {workdir!r} has checkpoints but no config.json, so they cannot "
+                      "be checked against --config; restore config.json or use a new --workdir")
+    check_resume_config(checkpoint.read_json(config_path), config, workdir)
     restored = checkpoint.restore_latest_good(mngr, {"state": state, "sums": steps.zero_sums()},
-                                              log=checkpoint.warn)
+                                              log=checkpoint.warn, set_aside=True)
     if restored is None:
       raise UserError(f"no usable checkpoint in {workdir}/checkpoints (all failed their "
                       "checks); move it away or choose a new --workdir")
@@ -143,8 +150,9 @@ def _run(config, workdir, resume, log):
       elapsed = time.time() - t0
       if train["nonfinite"] > 0 and not config.skip_nonfinite_updates:
         raise UserError(
-            f"the training loss became non-finite at step {int(train['first_nonfinite_step'])} "
-            f"(epoch {epoch + 1}); the last good checkpoint is kept. Lower the learning rate "
+            f"the training loss (or optimizer state) became non-finite at step "
+            f"{int(train['first_nonfinite_step'])} (epoch {epoch + 1}); the last good "
+            "checkpoint is kept. Lower the learning rate "
             f"(now {config.optimizer.learning_rate}) or set --config.skip_nonfinite_updates=True")
       record = {"epoch": epoch + 1, "step": int(state.step),
                 "train_loss": float(train["loss"] / max(train["count"] - train["nonfinite"], 1)),
@@ -159,7 +167,7 @@ def _run(config, workdir, resume, log):
                    best=_best_epoch(history) == epoch + 1, num_epochs=config.num_epochs)
   finally:
     stop.restore()
-    mngr.wait_until_finished()
+    checkpoint.wait(mngr)  # never exit with a save in flight; a full disk becomes one line
   return _finish(config, workdir, mngr, state, history, writer, time.time() - t_start, log)
 
 
@@ -174,7 +182,7 @@ def _early_stop(history, config):
 
 def _save_interrupted(mngr, state, sums, meta, workdir, signum, log):
   checkpoint.save(mngr, int(state.step), {"state": state, "sums": sums}, meta)
-  mngr.wait_until_finished()
+  checkpoint.wait(mngr)
   name = signal.Signals(signum).name
   log(f"cnnlab: {name} received: saved step {int(state.step)} to {workdir}/checkpoints; "
       f"resume with: ./launch.sh train --workdir={workdir} (and the same --config)")

@@ -33,4 +33,7 @@ def get_config():
   c.seed = 0
   c.skip_nonfinite_updates = False
   c.transfer_guard = "disallow"  # the epoch loop must not move data host<->device
+  # GPU: XLA_FLAGS=--xla_gpu_deterministic_ops=true (set by the train command before JAX
+  # starts), so reruns are bit-identical as on CPU; False trades that for some speed.
+  c.deterministic = True
   return c

@@ -1,0 +1,406 @@
+"""Reliability: killed, corrupted, fed garbage or a full disk, a run keeps its results and says
+in one line what is wrong. Every training here is tiny (512 images, 16 steps an epoch)."""
+
+import errno
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import jax.numpy as jnp
+import pytest
+from orbax.checkpoint._src.handlers import json_checkpoint_handler as jh
+
+from cnnlab import checkpoint, runs, steps
+from cnnlab.errors import UserError
+from cnnlab.train import train_and_evaluate
+from conftest import DATA_DIR, REPO, needs_data, run_cli, smoke_config
+
+pytestmark = needs_data
+TINY = dict(train_size=512, validation_size=256, test_size=256, eval_batch_size=64,
+            batch_size=32)
+TINY_FLAGS = [f"--config={REPO}/experiments/smoke.py", f"--data_dir={DATA_DIR}"] + [
+    f"--config.{k}={v}" for k, v in TINY.items()]
+TMP = ".orbax-checkpoint-tmp"
+quiet = lambda *a: None
+
+
+def tiny(num_epochs=3, **overrides):
+  return smoke_config(num_epochs=num_epochs, **TINY, **overrides)
+
+
+def _steps(workdir):
+  return sorted(checkpoint.manager(workdir, read_only=True).all_steps())
+
+
+def _meta(workdir, step):
+  return checkpoint.manager(workdir, read_only=True).restore(step, args=checkpoint.ocp.args.Composite(
+      meta=checkpoint.ocp.args.JsonRestore()))["meta"]
+
+
+def _read(workdir, name="metrics.jsonl"):
+  return open(os.path.join(workdir, name)).read()
+
+
+def _assert_same_run(workdir, reference, step=48):
+  """Bit-identical: the same metrics file, final digest and test numbers."""
+  assert _read(workdir) == _read(reference)
+  assert _meta(workdir, step)["digest"] == _meta(reference, step)["digest"]
+  drop = lambda r: {k: v for k, v in r.items() if k != "train_wall_time_s"}
+  load = lambda d: drop(json.loads(_read(d, "results.json")))
+  assert load(workdir) == load(reference)
+
+
+def _one_line_error(proc, *needles):
+  lines = [l for l in proc.stderr.splitlines() if l.strip()]
+  assert proc.returncode == 2 and len(lines) == 1, (proc.returncode, proc.stderr[-3000:])
+  assert lines[0].startswith("cnnlab: error:") and "Traceback" not in proc.stderr
+  for needle in needles:
+    assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def ref(tmp_path_factory):
+  """A finished 3-epoch tiny run (steps 32 and 48 kept), trained in-process once."""
+  workdir = str(tmp_path_factory.mktemp("ref"))
+  train_and_evaluate(tiny(), workdir, log=quiet)
+  return workdir
+
+
+@pytest.fixture
+def unfinished(ref, tmp_path):
+  """A copy of `ref` as if killed before its last step: results.json gone."""
+  workdir = str(tmp_path / "run")
+  shutil.copytree(ref, workdir)
+  os.remove(os.path.join(workdir, "results.json"))
+  return workdir
+
+
+# --- Kill anywhere -------------------------------------------------------------------------
+
+RUNNER = r"""
+import os, sys
+fd = os.open(os.environ["PHASES"], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+mark = lambda s: os.write(fd, s.encode() + b"\n")
+def wrap(f, name):
+  def g(*a, **k):
+    mark(name); out = f(*a, **k); mark(name + "-done"); return out
+  return g
+import cnnlab.train as t
+t.evaluate = wrap(t.evaluate, "eval")
+make = t.steps.make_train_batch
+t.steps.make_train_batch = lambda *a, **k: wrap(make(*a, **k), "step")
+from experiments import main
+sys.exit(main.main(["main", "train"] + sys.argv[1:]))
+"""
+
+
+def _phases(path):
+  return open(path).read().split() if os.path.exists(path) else []
+
+
+def _kill_at(proc, mode, n, delay, phases, ckpt_dir):
+  """SIGKILL `proc` `delay` s after the n-th `mode` event; the phase it died in (None: exited)."""
+  def ready():
+    if mode == "ckpt":
+      return os.path.isdir(ckpt_dir) and any(d.endswith(TMP) for d in os.listdir(ckpt_dir))
+    return _phases(phases).count(mode) >= n
+  deadline = time.time() + 180
+  while proc.poll() is None and not ready():
+    assert time.time() < deadline, "the run made no progress"
+    time.sleep(0.001)
+  time.sleep(delay)
+  proc.kill()
+  if proc.wait() != -9:
+    return None
+  if os.path.isdir(ckpt_dir) and any(d.endswith(TMP) for d in os.listdir(ckpt_dir)):
+    return "checkpoint write"
+  last = (_phases(phases) or ["start-up"])[-1]
+  return {"step": "step", "step-done": "step", "eval": "eval"}.get(last, f"after {last}")
+
+
+@pytest.mark.slow
+def test_sigkill_anywhere_ten_times_then_resume_is_bit_identical(ref, tmp_path):
+  """12 SIGKILLs (in a step, a checkpoint write, an evaluation), seeded; each resumes."""
+  rng = random.Random(20261123)
+  workdir, ckpt_dir = str(tmp_path / "run"), str(tmp_path / "run" / "checkpoints")
+  args = [sys.executable, "-c", RUNNER, *TINY_FLAGS, "--config.num_epochs=3",
+          f"--workdir={workdir}"]
+  env = dict(os.environ, PYTHONPATH=REPO, CNNLAB_JAX_CACHE=str(tmp_path / "jax_cache"))
+  modes = ["step", "ckpt", "eval"] * 4
+  rng.shuffle(modes)
+  killed = []
+  for i, mode in enumerate(modes):
+    n, delay = rng.randint(1, 24), rng.uniform(0, 0.02 if mode == "ckpt" else 0.05)
+    phases = str(tmp_path / f"phases{i}")
+    proc = subprocess.Popen(args, env=dict(env, PHASES=phases), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    if i == 0:  # a second run on the same workdir is refused, naming the owner's pid
+      while not _phases(phases) and proc.poll() is None:
+        time.sleep(0.01)
+      with pytest.raises(UserError, match=f"in use by pid {proc.pid}"):
+        train_and_evaluate(tiny(), workdir, log=quiet)
+    where = _kill_at(proc, mode, n if mode == "step" else 1, delay, phases, ckpt_dir)
+    assert where is not None or proc.returncode == 0, proc.stderr.read()[-3000:]
+    proc.stderr.close()
+    if where:
+      killed.append(where)
+      assert all(str(s).isdigit() for s in _steps(workdir))  # a tmp dir is never a step
+  assert len(killed) >= 10, killed
+  assert {"step", "checkpoint write", "eval"} <= set(killed), killed
+  assert open(os.path.join(workdir, ".lock")).read().strip().isdigit()  # a dead owner's lock
+  done = subprocess.run(args, env=dict(env, PHASES=str(tmp_path / "last")),
+                        capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert not [d for d in os.listdir(ckpt_dir) if d.endswith(TMP)]
+  _assert_same_run(workdir, ref)
+  print("kills:", killed)
+
+
+def test_leftover_tmp_directories_are_never_read_as_good(unfinished):
+  ckpt = os.path.join(unfinished, "checkpoints")
+  shutil.copytree(os.path.join(ckpt, "48"), os.path.join(ckpt, "64" + TMP))  # looks complete
+  assert _steps(unfinished) == [32, 48]
+  _, _, state, _ = runs.restore(unfinished, which="latest")
+  assert int(state.step) == 48
+
+
+def test_last_checkpoint_is_on_disk_after_a_normal_exit_even_with_a_slow_disk(
+    ref, tmp_path, monkeypatch):
+  """Saves run in the background; a slowed writer still finishes before train returns.
+  Also: two runs of one config and seed give identical metrics.jsonl and weights (CPU)."""
+  import asyncio
+  write = jh.JsonCheckpointHandler._save_fn
+
+  async def slow(self, x, directory):
+    await asyncio.sleep(0.5)
+    return await write(self, x, directory)
+
+  monkeypatch.setattr(jh.JsonCheckpointHandler, "_save_fn", slow)
+  workdir = str(tmp_path / "run")
+  train_and_evaluate(tiny(), workdir, log=quiet)
+  assert 48 in _steps(workdir) and os.path.isdir(os.path.join(workdir, "checkpoints", "48"))
+  _assert_same_run(workdir, ref)
+
+
+# --- Corruption ----------------------------------------------------------------------------
+
+def _largest_file(directory):
+  files = [os.path.join(d, f) for d, _, fs in os.walk(directory) for f in fs]
+  return max(files, key=os.path.getsize)
+
+
+def _flip(path):
+  with open(path, "r+b") as f:
+    f.seek(os.path.getsize(path) // 2)
+    chunk = f.read(8)
+    f.seek(-len(chunk), 1)
+    f.write(bytes(b ^ 0xFF for b in chunk))
+
+
+def _truncate(path):
+  os.truncate(path, os.path.getsize(path) // 2)
+
+
+DAMAGE = {
+    "flipped bytes": lambda step_dir: _flip(_largest_file(os.path.join(step_dir, "state"))),
+    "truncated file": lambda step_dir: _truncate(_largest_file(os.path.join(step_dir, "state"))),
+    "empty step directory": lambda step_dir: [shutil.rmtree(os.path.join(step_dir, d))
+                                              if os.path.isdir(os.path.join(step_dir, d))
+                                              else os.remove(os.path.join(step_dir, d))
+                                              for d in os.listdir(step_dir)],
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(
+    damage, ref, unfinished, capsys):
+  DAMAGE[damage](os.path.join(unfinished, "checkpoints", "48"))
+  log = []
+  train_and_evaluate(tiny(), unfinished, log=log.append)
+  warnings = [l for l in capsys.readouterr().err.splitlines() if "cnnlab: warning" in l]
+  assert "checkpoint step 48" in warnings[0] and "unusable" in warnings[0], warnings
+  assert "moved unusable checkpoint step 48" in warnings[1], warnings
+  assert any("resuming" in l and "from step 32" in l for l in log), log
+  assert os.listdir(os.path.join(unfinished, checkpoint.UNUSABLE)) == ["48"]  # kept for a person
+  _assert_same_run(unfinished, ref)  # epoch 3 retrained to the same bits
+
+
+@pytest.mark.parametrize("change,needle", [
+    ("missing", "no config.json"), ("other model", "different model"),
+    ("garbled", "config.json is damaged")])
+def test_resume_refuses_a_missing_or_foreign_config(change, needle, unfinished):
+  path = os.path.join(unfinished, "config.json")
+  if change == "missing":
+    os.remove(path)
+  elif change == "other model":
+    saved = json.load(open(path))
+    saved["model"] = {"name": "fashion_dnn"}
+    json.dump(saved, open(path, "w"))
+  else:
+    open(path, "w").write('{"dataset": "fashion_mni')
+  with pytest.raises(UserError, match=needle) as err:
+    train_and_evaluate(tiny(), unfinished, log=quiet)
+  assert "\n" not in str(err.value)
+  assert _steps(unfinished) == [32, 48]  # nothing moved or written
+
+
+# --- Numerical faults ----------------------------------------------------------------------
+
+def test_huge_learning_rate_stops_with_the_step_and_a_hint(tmp_path):
+  workdir = tmp_path / "run"
+  proc = run_cli("train", *TINY_FLAGS, "--config.optimizer.learning_rate=1e6",
+                 f"--workdir={workdir}")
+  _one_line_error(proc, "non-finite at step 1 ", "Lower the learning rate",
+                  "skip_nonfinite_updates")
+  assert _steps(str(workdir)) == []  # nothing non-finite was ever checkpointed
+
+
+def _poison(monkeypatch, first, last):
+  """NaN images for steps first..last-1: the real train_step then sees a NaN loss."""
+  real = steps.train_step
+
+  def poisoned(state, batch, **kwargs):
+    bad = (state.step >= first) & (state.step < last)
+    images = jnp.where(bad, jnp.nan, steps.to_float(batch["image"]))
+    return real(state, dict(batch, image=images), **kwargs)
+
+  monkeypatch.setattr(steps, "train_step", poisoned)
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+  _poison(monkeypatch, 21, 10**6)
+  workdir = str(tmp_path / "run")
+  with pytest.raises(UserError, match=r"non-finite at step 21 \(epoch 2\).*learning rate"):
+    train_and_evaluate(tiny(num_epochs=2), workdir, log=quiet)
+  assert _steps(workdir) == [16]
+  tree, _ = checkpoint.restore_latest_good(checkpoint.manager(workdir, read_only=True),
+                                           {"state": runs.build(tiny())[1],
+                                            "sums": steps.zero_sums()})
+  assert int(tree["state"].step) == 16 and checkpoint.all_finite(tree["state"].params)
+
+
+def test_skip_nonfinite_updates_skips_and_counts(tmp_path, monkeypatch):
+  _poison(monkeypatch, 21, 24)
+  workdir = str(tmp_path / "run")
+  train_and_evaluate(tiny(num_epochs=2, skip_nonfinite_updates=True), workdir, log=quiet)
+  lines = [json.loads(l) for l in _read(workdir).splitlines()]
+  assert [r["nonfinite_steps"] for r in lines] == [0, 3]
+  assert all(jnp.isfinite(r["train_loss"]) for r in lines)
+  mngr = checkpoint.manager(workdir, read_only=True)
+  for step in mngr.all_steps():  # every saved step passes digest + finiteness checks
+    checkpoint.restore(mngr, step, {"state": runs.build(tiny())[1], "sums": steps.zero_sums()})
+
+
+def test_a_non_finite_state_is_never_checkpointed(tmp_path):
+  mngr = checkpoint.manager(str(tmp_path))
+  with pytest.raises(UserError, match="non-finite weights at step 3"):
+    checkpoint.save(mngr, 3, {"w": jnp.array([1.0, jnp.inf])}, {})
+  checkpoint.wait(mngr)
+  assert mngr.all_steps() == [] and os.listdir(tmp_path / "checkpoints") == []
+
+
+# --- Concurrency ---------------------------------------------------------------------------
+
+def test_second_run_on_a_locked_workdir_is_refused_naming_the_pid(tmp_path):
+  workdir = str(tmp_path / "run")
+  os.makedirs(workdir)
+  holder = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time; from cnnlab import checkpoint; "
+       "checkpoint.lock_workdir(sys.argv[1]); print('locked', flush=True); time.sleep(300)",
+       workdir], env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == "locked"
+    proc = run_cli("train", *TINY_FLAGS, f"--workdir={workdir}")
+    _one_line_error(proc, f"in use by pid {holder.pid}")
+  finally:
+    holder.kill()
+    holder.wait()
+  assert not os.path.exists(os.path.join(workdir, "checkpoints"))  # nothing interleaved
+  fd = checkpoint.lock_workdir(workdir)  # the dead holder's lock file is no obstacle
+  os.close(fd)
+  assert open(os.path.join(workdir, ".lock")).read().strip() == str(os.getpid())
+
+
+# --- Disk full -----------------------------------------------------------------------------
+
+def test_disk_full_during_a_checkpoint_write_keeps_the_previous_one(
+    ref, tmp_path, monkeypatch, caplog):
+  write = jh.JsonCheckpointHandler._save_fn
+
+  async def full(self, x, directory):
+    if re.search(r"/32\.orbax-checkpoint-tmp(/|$)", str(directory)):
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(directory))
+    return await write(self, x, directory)
+
+  monkeypatch.setattr(jh.JsonCheckpointHandler, "_save_fn", full)
+  workdir = str(tmp_path / "run")
+  with pytest.raises(UserError) as err:
+    train_and_evaluate(tiny(), workdir, log=quiet)
+  message = str(err.value)
+  assert message.startswith("no space left on device while saving checkpoint step 32 to ")
+  assert "free space and resume" in message and "\n" not in message
+  assert not [r for r in caplog.records if r.exc_info]  # no Orbax tracebacks on the console
+  assert _steps(workdir) == [16]
+  monkeypatch.undo()  # space freed: the same command resumes and ends where `ref` ended
+  train_and_evaluate(tiny(), workdir, log=quiet)
+  _assert_same_run(workdir, ref)
+
+
+def test_disk_full_in_the_json_writer_keeps_the_old_file(tmp_path, monkeypatch):
+  path = str(tmp_path / "results.json")
+  checkpoint.write_json(path, {"old": 1})
+
+  def full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+  monkeypatch.setattr(checkpoint.json, "dump", full)
+  with pytest.raises(UserError, match="no space left on device while writing .*free space"):
+    checkpoint.write_json(path, {"new": 2})
+  assert checkpoint.read_json(path) == {"old": 1} and os.listdir(tmp_path) == ["results.json"]
+
+
+# --- Deterministic GPU mode and flags ------------------------------------------------------
+
+PROBE = r"""
+import os, sys
+import cnnlab.train
+from jax._src import xla_bridge
+def fake(config, workdir, resume=True):
+  print("XLA_FLAGS=" + os.environ.get("XLA_FLAGS", ""))
+  print("backends initialised:", xla_bridge.backends_are_initialized())
+cnnlab.train.train_and_evaluate = fake
+from cnnlab import cli
+from cnnlab.commands import train
+cli.run(train.main, argv=["cnnlab train"] + sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_deterministic_sets_xla_flags_before_jax_starts(deterministic, tmp_path):
+  env = dict(os.environ, PYTHONPATH=REPO, CNNLAB_JAX_CACHE="", XLA_FLAGS="--xla_cpu_foo=1")
+  proc = subprocess.run([sys.executable, "-c", PROBE, *TINY_FLAGS, f"--workdir={tmp_path}",
+                         f"--config.deterministic={deterministic}"],
+                        env=env, capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  want = "--xla_cpu_foo=1 --xla_gpu_deterministic_ops=true" if deterministic else "--xla_cpu_foo=1"
+  assert f"XLA_FLAGS={want}\n" in proc.stdout, proc.stdout
+  assert "backends initialised: False" in proc.stdout
+
+
+@pytest.mark.parametrize("flag,needle", [
+    ("--resume=maybe", "--resume"), ("--noresume=1", "--noresume"),
+    ("--config.deterministic=perhaps", "deterministic"),
+    ("--config.skip_nonfinite_updates=2x", "skip_nonfinite_updates")])
+def test_bad_flag_is_one_line_and_exit_2(flag, needle, tmp_path):
+  _one_line_error(run_cli("train", *TINY_FLAGS, f"--workdir={tmp_path / 'w'}", flag), needle)
+
+
+def test_a_flag_swallowed_as_a_path_is_refused(tmp_path):
+  proc = run_cli("train", *TINY_FLAGS, "--workdir", "--config.num_epochs=1")
+  _one_line_error(proc, "--workdir", "looks like a flag")
+  assert not os.path.exists(os.path.join(REPO, "--config.num_epochs=1"))
