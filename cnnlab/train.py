@@ -142,7 +142,9 @@ def _run(config, workdir, resume, log):
             break
           if i % 100 == 99:
             sums["count"].block_until_ready()  # keep the bar honest; reads nothing back
-      if stop.signum is not None:
+      # reliability: a signal after the epoch's last step waits for its evaluation and save
+      # (stopping here would resume with this epoch's sums but never record the epoch)
+      if stop.signum is not None and int(state.step) % spe:
         _save_interrupted(mngr, state, sums, meta, workdir, stop.signum, log)
       with jax.transfer_guard(guard):
         val = evaluate(state, val_batches)

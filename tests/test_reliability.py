@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -101,6 +102,25 @@ def test_last_checkpoint_is_on_disk_after_a_normal_exit_even_with_a_slow_disk(
   workdir = str(tmp_path / "run")
   train_and_evaluate(tiny(), workdir, log=quiet)
   assert 48 in _steps(workdir) and os.path.isdir(os.path.join(workdir, "checkpoints", "48"))
+  _assert_same_run(workdir, ref)
+
+
+def test_sigterm_between_an_epochs_last_step_and_its_evaluation(ref, tmp_path, monkeypatch):
+  """The signal lands after the epoch's last step: that epoch is still evaluated and saved."""
+  from cnnlab import train
+  bar = train.tqdm
+
+  def signal_after_epoch_1(iterable, **kwargs):
+    yield from bar(iterable, **kwargs)
+    if kwargs["desc"] == "epoch 1":
+      os.kill(os.getpid(), signal.SIGTERM)
+
+  monkeypatch.setattr(train, "tqdm", signal_after_epoch_1)
+  workdir = str(tmp_path / "run")
+  with pytest.raises(SystemExit, match=str(128 + signal.SIGTERM)):
+    train_and_evaluate(tiny(), workdir, log=quiet)
+  monkeypatch.undo()
+  train_and_evaluate(tiny(), workdir, log=quiet)
   _assert_same_run(workdir, ref)
 
 
