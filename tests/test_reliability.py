@@ -87,7 +87,7 @@ def test_leftover_tmp_directories_are_never_read_as_good(unfinished):
   assert int(state.step) == 48
 
 
-def test_last_checkpoint_is_on_disk_after_a_normal_exit_even_with_a_slow_disk(
+def test_same_seed_same_bits_and_the_last_save_lands_despite_a_slow_disk(
     ref, tmp_path, monkeypatch):
   """Saves run in the background; a slowed writer still finishes before train returns.
   Also: two runs of one config and seed give identical metrics.jsonl and weights (CPU)."""
@@ -166,6 +166,15 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(
   assert any("resuming" in l and "from step 32" in l for l in log), log
   assert os.listdir(os.path.join(unfinished, checkpoint.UNUSABLE)) == ["48"]  # kept for a person
   _assert_same_run(unfinished, ref)  # epoch 3 retrained to the same bits
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_readers_fall_back_from_a_damaged_best_step_without_moving_it(unfinished, capsys):
+  """viz/predict read through runs.restore: read-only, so the damaged step stays put."""
+  DAMAGE["flipped bytes"](os.path.join(unfinished, "checkpoints", "48"))
+  _, _, state, _ = runs.restore(unfinished)  # 48 is the best (lowest val loss) and damaged
+  assert int(state.step) == 32 and _steps(unfinished) == [32, 48]
+  assert "best checkpoint step 48 is unusable" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("change,needle", [
