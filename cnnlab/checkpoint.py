@@ -52,6 +52,22 @@ def _quiet_disk_full(record):
 logging.getLogger("absl").addFilter(_quiet_disk_full)
 
 
+def _quiet_closed_loop():
+  """After a failed restore, TensorStore completes orphaned reads into Orbax's closed event
+  loop, and each prints a traceback ("Event loop is closed"); the one-line warning suffices."""
+  previous = sys.unraisablehook
+  if getattr(previous, "cnnlab", False):
+    return
+
+  def hook(unraisable):
+    err = unraisable.exc_value
+    if not (isinstance(err, RuntimeError) and str(err) == "Event loop is closed"):
+      previous(unraisable)
+
+  hook.cnnlab = True
+  sys.unraisablehook = hook
+
+
 def digest(tree):
   """SHA-256 over a pytree's leaves (host arrays), in tree order."""
   h = hashlib.sha256()
@@ -156,6 +172,7 @@ def restore_latest_good(mngr, target, log=print, set_aside=False):
     try:
       restored = restore(mngr, step, target)
     except Exception as err:  # Orbax raises many types for damaged files.
+      _quiet_closed_loop()
       log(f"cnnlab: warning: checkpoint step {step} in {mngr.directory} is unusable "
           f"({' '.join(str(err).split())[:160]}); trying the previous one")
       bad.append(step)

@@ -177,6 +177,15 @@ def test_readers_fall_back_from_a_damaged_best_step_without_moving_it(unfinished
   assert "best checkpoint step 48 is unusable" in capsys.readouterr().err
 
 
+def test_damaged_checkpoint_from_the_shell_is_one_warning_line_not_tracebacks(ref, unfinished):
+  DAMAGE["truncated file"](os.path.join(unfinished, "checkpoints", "48"))
+  proc = run_cli("train", *TINY_FLAGS, "--config.num_epochs=3", f"--workdir={unfinished}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  lines = [l for l in proc.stderr.splitlines() if l.strip()]
+  assert len(lines) == 2 and "step 48" in lines[0] and "moved" in lines[1], proc.stderr[-3000:]
+  _assert_same_run(unfinished, ref)
+
+
 @pytest.mark.parametrize("change,needle", [
     ("missing", "no config.json"), ("other model", "different model"),
     ("garbled", "config.json is damaged")])
