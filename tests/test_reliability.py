@@ -153,7 +153,6 @@ DAMAGE = {
 }
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # Orbax's loop
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
 def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(
     damage, ref, unfinished, capsys):
@@ -168,7 +167,6 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(
   _assert_same_run(unfinished, ref)  # epoch 3 retrained to the same bits
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_readers_fall_back_from_a_damaged_best_step_without_moving_it(unfinished, capsys):
   """viz/predict read through runs.restore: read-only, so the damaged step stays put."""
   DAMAGE["flipped bytes"](os.path.join(unfinished, "checkpoints", "48"))
