@@ -77,8 +77,8 @@ def train_step(state, batch, label_smoothing=0.0, skip_nonfinite=False):
   """One optimizer step on `batch` = {"image", "label"}; returns (state, metrics).
 
   metrics: mean loss and accuracy of the batch, and `finite` (1.0 if the loss was finite).
-  With `skip_nonfinite`, a step with a non-finite loss leaves the weights unchanged (the
-  step counter still advances, so the data order is unaffected).
+  With `skip_nonfinite`, a step with a non-finite loss or update leaves the weights unchanged
+  (the step counter still advances, so the data order is unaffected).
   """
   dropout_rng = jax.random.fold_in(jax.random.fold_in(state.rng, 0), state.step)
   images, labels = to_float(batch["image"]), batch["label"]
@@ -92,7 +92,12 @@ def train_step(state, batch, label_smoothing=0.0, skip_nonfinite=False):
   (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   new_state = state.apply_gradients(grads=grads,
                                     batch_stats=updates.get("batch_stats", state.batch_stats))
-  finite = jnp.isfinite(loss)
+  # A finite loss can still overflow the optimizer state (Adam's g**2 with a huge lr), so the
+  # updated state counts too: a step is finite only if nothing it produced is inf/NaN.
+  finite = jnp.isfinite(loss) & jnp.all(jnp.asarray([
+      jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(
+          (new_state.params, new_state.opt_state, new_state.batch_stats))
+      if jnp.issubdtype(x.dtype, jnp.inexact)]))
   if skip_nonfinite:
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
     new_state = new_state.replace(params=keep(new_state.params, state.params),

@@ -72,6 +72,11 @@ def train_and_evaluate(config, workdir, resume=True, log=print):
   lock = checkpoint.lock_workdir(workdir)
   try:
     return _run(config, workdir, resume, log)
+  except OSError as err:  # reliability: a full disk anywhere (metrics, events) is one line
+    if not checkpoint.is_disk_full(err):
+      raise
+    raise UserError(f"no space left on device while writing {err.filename or workdir}; "
+                    "the checkpoints are kept: free space and resume") from None
   finally:
     os.close(lock)
 
@@ -101,10 +106,12 @@ def _run(config, workdir, resume, log):
     if not resume:
       raise UserError(f"workdir {workdir!r} already has checkpoints and --noresume was given; "
                       "choose a new --workdir (nothing there is overwritten)")
-    if os.path.exists(config_path):
-      check_resume_config(checkpoint.read_json(config_path), config, workdir)
+    if not os.path.exists(config_path):  # reliability: never guess whose checkpoints these are
+      raise UserError(f"workdir {workdir!r} has checkpoints but no config.json, so they cannot "
+                      "be checked against --config; restore config.json or use a new --workdir")
+    check_resume_config(checkpoint.read_json(config_path), config, workdir)
     restored = checkpoint.restore_latest_good(mngr, {"state": state, "sums": sums},
-                                              log=checkpoint.warn)
+                                              log=checkpoint.warn, set_aside=True)
     if restored is None:
       raise UserError(f"no usable checkpoint in {workdir}/checkpoints (all failed their "
                       "checks); move it away or choose a new --workdir")
@@ -146,7 +153,9 @@ def _run(config, workdir, resume, log):
             break
           if i % 100 == 99:
             jax.block_until_ready(sums["count"])  # keep the bar honest; reads nothing back
-      if stop.signum is not None:
+      # reliability: a signal after the epoch's last step waits for its evaluation and save
+      # (stopping here would resume with this epoch's sums but never record the epoch)
+      if stop.signum is not None and _step(state) % spe:
         _save_interrupted(mngr, state, sums, meta, workdir, stop.signum, log)
       with jax.transfer_guard(guard):
         val = evaluate(state, val_batches, seeds)
@@ -154,10 +163,10 @@ def _run(config, workdir, resume, log):
       elapsed = time.time() - t0
       if np.any(train["nonfinite"] > 0) and not config.skip_nonfinite_updates:
         raise UserError(
-            f"the training loss became non-finite at step "
+            f"the training loss (or optimizer state) became non-finite at step "
             f"{int(np.min(train['first_nonfinite_step']))} (epoch {epoch + 1}); the last good "
-            f"checkpoint is kept. Lower the learning rate (now "
-            f"{config.optimizer.learning_rate}) or set --config.skip_nonfinite_updates=True")
+            "checkpoint is kept. Lower the learning rate "
+            f"(now {config.optimizer.learning_rate}) or set --config.skip_nonfinite_updates=True")
       record = _epoch_record(epoch + 1, _step(state), train, val)
       history.append(record)
       sums = jax.device_put(steps.zero_sums(seeds), replicated)
@@ -168,7 +177,7 @@ def _run(config, workdir, resume, log):
                    best=_best_epoch(history) == epoch + 1, num_epochs=config.num_epochs)
   finally:
     stop.restore()
-    mngr.wait_until_finished()
+    checkpoint.wait(mngr)  # never exit with a save in flight; a full disk becomes one line
   return _finish(config, workdir, mngr, state, history, writer, time.time() - t_start, log,
                  mesh)
 
@@ -204,7 +213,7 @@ def _early_stop(history, config):
 
 def _save_interrupted(mngr, state, sums, meta, workdir, signum, log):
   checkpoint.save(mngr, _step(state), {"state": state, "sums": sums}, meta)
-  mngr.wait_until_finished()
+  checkpoint.wait(mngr)
   name = signal.Signals(signum).name
   log(f"cnnlab: {name} received: saved step {_step(state)} to {workdir}/checkpoints; "
       f"resume with: ./launch.sh train --workdir={workdir} (and the same --config)")

@@ -37,4 +37,7 @@ def get_config():
   # num_devices 0 = data parallel over all local devices (the batch must divide evenly).
   c.num_seeds = 1
   c.num_devices = 0
+  # GPU: XLA_FLAGS=--xla_gpu_deterministic_ops=true (set by the train command before JAX
+  # starts), so reruns are bit-identical as on CPU; False trades that for some speed.
+  c.deterministic = True
   return c

@@ -27,14 +27,35 @@ def default_workdir(config_path):
   return os.path.join("runs", name)
 
 
+DETERMINISTIC_FLAG = "--xla_gpu_deterministic_ops=true"
+
+
+def set_deterministic(config, environ=os.environ):
+  """Add XLA's deterministic-GPU flag to XLA_FLAGS when config.deterministic is on.
+
+  XLA reads XLA_FLAGS once, when JAX first initialises a backend, so this must run before
+  any JAX operation. On CPU (already deterministic) the flag is harmless.
+  """
+  if not config.get("deterministic", False):
+    return
+  current = environ.get("XLA_FLAGS", "")
+  if "xla_gpu_deterministic_ops" not in current:
+    environ["XLA_FLAGS"] = f"{current} {DETERMINISTIC_FLAG}".strip()
+
+
 def main(argv):
   if len(argv) > 1:
     raise UserError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
+  for flag in (_WORKDIR, _DATA_DIR):  # `--workdir --config.x=1` would take the flag as a path
+    if (flag.value or "").startswith("-"):
+      raise UserError(f"--{flag.name} got {flag.value!r}, which looks like a flag; write "
+                      f"--{flag.name}=PATH")
   config = cli.load_config(_CONFIG)
   if _DATA_DIR.value:
     config.data_dir = _DATA_DIR.value
   config_path = config_flags.get_config_filename(flags.FLAGS["config"])
   workdir = cli.writable_dir(_WORKDIR.value or default_workdir(config_path))
+  set_deterministic(config)  # before setup_jax: the first JAX import/backend
   cli.setup_jax()
   if _DISTRIBUTED.value:
     import jax
