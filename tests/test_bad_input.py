@@ -58,27 +58,26 @@ def garbage(smoke_run, tmp_path_factory):
 def cases(g):
   """name -> (argv, words the error line must contain, workdir that must stay unchanged)."""
   fin, unf, unf2 = str(g / "finished"), str(g / "unfinished"), str(g / "unfinished2")
-  w = str(g / "fresh")
-  return {
+  table = {
       # train
-      "train: unknown model": (["train", SMOKE, "--config.model.name=lenet", f"--workdir={w}"], ["unknown model"], None),
-      "train: missing config": (["train", "--config=experiments/nope.py", f"--workdir={w}"], ["nope.py"], None),
-      "train: negative lr": (["train", SMOKE, "--config.optimizer.learning_rate=-1", f"--workdir={w}"], ["learning_rate"], None),
-      "train: batch 0": (["train", SMOKE, "--config.batch_size=0", f"--workdir={w}"], ["batch_size"], None),
-      "train: unknown key": (["train", SMOKE, "--config.batch_sise=3", f"--workdir={w}"], ["batch_sise", "batch_size"], None),
-      "train: wrong type": (["train", SMOKE, "--config.num_epochs=two", f"--workdir={w}"], ["num_epochs"], None),
-      "train: missing data dir": (["train", SMOKE, "--data_dir=/nonexistent/fm", f"--workdir={w}"], ["/nonexistent/fm"], None),
-      "train: truncated IDX": (["train", SMOKE, f"--data_dir={g}/truncated", f"--workdir={w}"], ["truncated"], None),
-      "train: garbled IDX": (["train", SMOKE, f"--data_dir={g}/bad_magic", f"--workdir={w}"], ["magic number"], None),
-      "train: data dir is a file": (["train", SMOKE, f"--data_dir={g}/file", f"--workdir={w}"], ["does not exist"], None),
-      "train: validation fraction": (["train", SMOKE, "--config.validation_fraction=1.5", f"--workdir={w}"], ["validation_fraction"], None),
-      "train: dropout 1.5": (["train", SMOKE, "--config.model.dropout=1.5", f"--workdir={w}"], ["dropout"], None),
-      "train: resume=maybe": (["train", SMOKE, "--resume=maybe", f"--workdir={w}"], ["resume"], None),
-      "train: too many devices": (["train", SMOKE, "--config.num_devices=64", f"--workdir={w}"], ["num_devices=64"], None),
-      "train: epochs 0": (["train", SMOKE, "--config.num_epochs=0", f"--workdir={w}"], ["num_epochs"], None),
-      "train: unknown optimizer": (["train", SMOKE, "--config.optimizer.name=rmsprop", f"--workdir={w}"], ["rmsprop"], None),
-      "train: unknown schedule": (["train", SMOKE, "--config.optimizer.schedule=linear", f"--workdir={w}"], ["linear"], None),
-      "train: positional argument": (["train", SMOKE, "oops", f"--workdir={w}"], ["oops"], None),
+      "train: unknown model": (["train", SMOKE, "--config.model.name=lenet", f"--workdir={g}/fresh1"], ["unknown model"], None),
+      "train: missing config": (["train", "--config=experiments/nope.py", f"--workdir={g}/fresh2"], ["nope.py"], None),
+      "train: negative lr": (["train", SMOKE, "--config.optimizer.learning_rate=-1", f"--workdir={g}/fresh3"], ["learning_rate"], None),
+      "train: batch 0": (["train", SMOKE, "--config.batch_size=0", f"--workdir={g}/fresh4"], ["batch_size"], None),
+      "train: unknown key": (["train", SMOKE, "--config.batch_sise=3", f"--workdir={g}/fresh5"], ["batch_sise", "batch_size"], None),
+      "train: wrong type": (["train", SMOKE, "--config.num_epochs=two", f"--workdir={g}/fresh6"], ["num_epochs"], None),
+      "train: missing data dir": (["train", SMOKE, "--data_dir=/nonexistent/fm", f"--workdir={g}/fresh7"], ["/nonexistent/fm"], None),
+      "train: truncated IDX": (["train", SMOKE, f"--data_dir={g}/truncated", f"--workdir={g}/fresh8"], ["truncated"], None),
+      "train: garbled IDX": (["train", SMOKE, f"--data_dir={g}/bad_magic", f"--workdir={g}/fresh9"], ["magic number"], None),
+      "train: data dir is a file": (["train", SMOKE, f"--data_dir={g}/file", f"--workdir={g}/fresh10"], ["does not exist"], None),
+      "train: validation fraction": (["train", SMOKE, "--config.validation_fraction=1.5", f"--workdir={g}/fresh11"], ["validation_fraction"], None),
+      "train: dropout 1.5": (["train", SMOKE, "--config.model.dropout=1.5", f"--workdir={g}/fresh12"], ["dropout"], None),
+      "train: resume=maybe": (["train", SMOKE, "--resume=maybe", f"--workdir={g}/fresh13"], ["resume"], None),
+      "train: too many devices": (["train", SMOKE, "--config.num_devices=64", f"--workdir={g}/fresh14"], ["num_devices=64"], None),
+      "train: epochs 0": (["train", SMOKE, "--config.num_epochs=0", f"--workdir={g}/fresh15"], ["num_epochs"], None),
+      "train: unknown optimizer": (["train", SMOKE, "--config.optimizer.name=rmsprop", f"--workdir={g}/fresh16"], ["rmsprop"], None),
+      "train: unknown schedule": (["train", SMOKE, "--config.optimizer.schedule=linear", f"--workdir={g}/fresh17"], ["linear"], None),
+      "train: positional argument": (["train", SMOKE, "oops", f"--workdir={g}/fresh18"], ["oops"], None),
       "train: workdir under a file": (["train", SMOKE, f"--workdir={g}/file/run"], ["workdir"], None),
       "train: noresume over checkpoints": (["train", SMOKE, "--noresume", f"--workdir={unf}"], ["already has checkpoints"], unf),
       "train: resume another model": (["train", SMOKE, "--config.model.name=fashion_dnn", f"--workdir={unf2}"], ["different model"], unf2),
@@ -105,6 +104,7 @@ def cases(g):
       "sweep: bad value type": (["sweep", SMOKE, "--sweep=config.batch_size=a,b", f"--workdir={g}/sw4"], ["batch_size"], None),
       "sweep: parallel 0": (["sweep", SMOKE, "--sweep=config.seed=0,1", "--parallel=0", f"--workdir={g}/sw5"], ["parallel"], None),
   }
+  return table  # each case has its own fresh workdir: they run concurrently and lock them
 
 
 @pytest.fixture(scope="session")
