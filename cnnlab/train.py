@@ -138,7 +138,7 @@ def _run(config, workdir, resume, log):
   order_fn = jax.jit(jax.vmap(epoch_order) if seeds else epoch_order)
   guard = config.transfer_guard or "allow"
   stop = _StopFlag()
-  t_start = time.time()
+  t_start = time.time() - meta.get("train_wall_time_s", 0.0)  # time before a resume counts
   try:
     while (step := _step(state)) < config.num_epochs * spe and not _early_stop(history, config):
       epoch = step // spe
@@ -171,7 +171,8 @@ def _run(config, workdir, resume, log):
       history.append(record)
       sums = jax.device_put(steps.zero_sums(seeds), replicated)
       checkpoint.save(mngr, _step(state), {"state": state, "sums": sums},
-                      {"history": history}, val_loss=record["val_loss"])
+                      {"history": history, "train_wall_time_s": time.time() - t_start},
+                      val_loss=record["val_loss"])
       images_per_s = float(np.sum(train["count"])) / elapsed
       writer.write(record, images_per_s=images_per_s, epoch_time_s=elapsed,
                    best=_best_epoch(history) == epoch + 1, num_epochs=config.num_epochs)
