@@ -161,3 +161,14 @@ def test_flip_tta_of_a_mirror_symmetric_input_equals_plain_logits():
                              rtol=1e-6, atol=1e-6)
   expected = 0.5 * (logits_fn(x) + logits_fn(x[:, :, ::-1]))
   np.testing.assert_allclose(aug.flip_tta_logits(logits_fn, x), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["best", "fast", "lenet5"])
+def test_zoo_configs_are_valid_and_keep_validation(name):
+  import importlib
+  from cnnlab.config_check import check_config
+  config = importlib.import_module(f"experiments.{name}").get_config()
+  check_config(config)
+  assert 0 < config.validation_fraction < 1 and config.early_stopping_patience == 0
+  assert set(config.augment) == {"crop_padding", "flip", "erase_prob"}
+  assert not (config.dataset == "mnist" and config.augment.flip)  # digits are not symmetric
