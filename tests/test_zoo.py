@@ -151,6 +151,14 @@ def test_augment_is_deterministic_given_rng_and_varies_across_rngs():
   np.testing.assert_array_equal(aug.augment(jax.random.key(7), x, ALL_ON), a)  # jit == eager
 
 
+def test_bad_augment_values_are_user_errors():
+  from cnnlab.errors import UserError
+  for bad in ({"crop_padding": -1}, {"crop_padding": 1.5}, {"erase_prob": 2.0},
+              {"erase_prob": 0.5, "erase_area": (0.5, 0.1)}):
+    with pytest.raises(UserError, match="config.augment"):
+      aug.augment(jax.random.key(0), _images(n=2), bad)
+
+
 def test_flip_tta_of_a_mirror_symmetric_input_equals_plain_logits():
   model = create_model("textbook_cnn")
   x = jax.random.uniform(jax.random.key(5), (4, 28, 28, 1))
