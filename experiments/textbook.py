@@ -30,6 +30,10 @@ def get_config():
   c.num_epochs = 20
   c.early_stopping_patience = 2  # epochs without a better val loss; 0 = off
   c.label_smoothing = 0.0
+  # On-device augmentation (cnnlab/augment.py) and flip test-time augmentation; off here so
+  # the course recipe is unchanged.
+  c.augment = ml_collections.ConfigDict({"crop_padding": 0, "flip": False, "erase_prob": 0.0})
+  c.eval_flip_tta = False
   c.seed = 0
   c.skip_nonfinite_updates = False
   c.transfer_guard = "disallow"  # the epoch loop must not move data host<->device

@@ -5,12 +5,21 @@ import dataclasses
 from cnnlab.errors import UserError, closest
 from cnnlab.models.fashion_cnn_bn import FashionCNNBN
 from cnnlab.models.fashion_dnn import FashionDNN
+from cnnlab.models.inception_mini import InceptionMini
+from cnnlab.models.lenet5 import LeNet5, LeNet5ReLU
+from cnnlab.models.resnet_small import ResNetSmall
 from cnnlab.models.textbook_cnn import TextbookCNN
+from cnnlab.models.vgg_small import VGGSmall
 
 MODELS = {
     "textbook_cnn": TextbookCNN,
     "fashion_dnn": FashionDNN,
     "fashion_cnn_bn": FashionCNNBN,
+    "lenet5": LeNet5,
+    "lenet5_relu": LeNet5ReLU,
+    "vgg_small": VGGSmall,
+    "resnet_small": ResNetSmall,
+    "inception_mini": InceptionMini,
 }
 
 
