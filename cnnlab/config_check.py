@@ -8,7 +8,8 @@ from cnnlab.models import create_model_from_config
 
 # Fields that define a run's trajectory: a resume must not change them.
 RUN_IDENTITY = ("dataset", "model", "optimizer", "batch_size", "seed", "split_seed",
-                "validation_fraction", "train_size", "label_smoothing", "num_seeds")
+                "validation_fraction", "train_size", "label_smoothing", "num_seeds",
+                "augment")
 
 
 def _positive(value, name, integer=False):
@@ -45,6 +46,9 @@ def check_config(config, num_train=None):
                     f"{config.transfer_guard!r}")
   if not isinstance(config.get("num_seeds", 1), int) or config.get("num_seeds", 1) < 1:
     raise UserError(f"config.num_seeds must be >= 1, got {config.get('num_seeds')}")
+  if config.get("augment") is not None:
+    from cnnlab.augment import check_augment_config
+    check_augment_config(config.augment)
   if num_train is not None and config.batch_size > num_train:
     raise UserError(f"config.batch_size {config.batch_size} is larger than the training set "
                     f"({num_train} images); use a smaller --config.batch_size")

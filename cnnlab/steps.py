@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import optax
 from flax.training import train_state
 
+from cnnlab import augment
 from cnnlab.errors import UserError
 
 
@@ -73,7 +74,7 @@ def variables(state, params=None):
   return v
 
 
-def train_step(state, batch, label_smoothing=0.0, skip_nonfinite=False):
+def train_step(state, batch, label_smoothing=0.0, skip_nonfinite=False, augment_config=None):
   """One optimizer step on `batch` = {"image", "label"}; returns (state, metrics).
 
   metrics: mean loss and accuracy of the batch, and `finite` (1.0 if the loss was finite).
@@ -81,7 +82,11 @@ def train_step(state, batch, label_smoothing=0.0, skip_nonfinite=False):
   (the step counter still advances, so the data order is unaffected).
   """
   dropout_rng = jax.random.fold_in(jax.random.fold_in(state.rng, 0), state.step)
-  images, labels = to_float(batch["image"]), batch["label"]
+  images, labels = batch["image"], batch["label"]
+  if augment_config:  # on device, keyed by (rng, step): a resume replays the same crops/flips
+    aug_rng = jax.random.fold_in(jax.random.fold_in(state.rng, 2), state.step)
+    images = augment.augment(aug_rng, images, augment_config)
+  images = to_float(images)
 
   def loss_fn(params):
     logits, updates = state.apply_fn(variables(state, params), images, train=True,
@@ -120,12 +125,15 @@ def logits_fn(state, images):
   return state.apply_fn(variables(state), to_float(images), train=False)
 
 
-def eval_step(state, batch):
+def eval_step(state, batch, flip_tta=False):
   """Summed loss, correct count and example count of a batch; `batch["mask"]` marks padding.
 
   Sums (not means) so padded batches add up exactly: no test image is dropped or counted twice.
   """
-  logits = logits_fn(state, batch["image"])
+  if flip_tta:  # mean logits of the image and its mirror image
+    logits = augment.flip_tta_logits(functools.partial(logits_fn, state), batch["image"])
+  else:
+    logits = logits_fn(state, batch["image"])
   mask = batch["mask"].astype(jnp.float32)
   loss = cross_entropy(logits, batch["label"])
   correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
@@ -197,11 +205,11 @@ def zero_sums(num_seeds=0):
 
 
 @functools.lru_cache(maxsize=None)
-def eval_accumulate_fn(num_seeds=0):
+def eval_accumulate_fn(num_seeds=0, flip_tta=False):
   """jit((state, sums, batch) -> sums + eval_step(state, batch)), vmapped over seeds if any."""
 
   def accumulate(state, sums, batch):
-    m = eval_step(state, batch)
+    m = eval_step(state, batch, flip_tta)
     return {k: sums[k] + m[k] for k in sums}
 
   if num_seeds:

@@ -34,12 +34,12 @@ def eval_batches(images, labels, batch_size, sharding=None):
            "mask": put(mask[i:i + batch_size])} for i in range(0, padded, batch_size)]
 
 
-def evaluate(state, batches, seeds=0):
+def evaluate(state, batches, seeds=0, flip_tta=False):
   """Mean loss and accuracy over prepared eval batches (one host read at the end).
 
   Values are floats, or arrays with one entry per seed for a stacked multi-seed state.
   """
-  accumulate, zeros = steps.eval_accumulate_fn(seeds)
+  accumulate, zeros = steps.eval_accumulate_fn(seeds, flip_tta)
   sums = zeros()
   if isinstance(state.step, jax.Array):  # put the sums where the state lives (explicitly)
     sums = jax.device_put(sums, state.step.sharding)
@@ -132,7 +132,8 @@ def _run(config, workdir, resume, log):
   train_batch = steps.make_train_batch(config.batch_size, spe, num_seeds=seeds,
                                        batch_sharding=parallel.batch_sharded(mesh),
                                        label_smoothing=config.label_smoothing,
-                                       skip_nonfinite=config.skip_nonfinite_updates)
+                                       skip_nonfinite=config.skip_nonfinite_updates,
+                                       augment_config=_augment_config(config))
   def epoch_order(step, rng):  # this epoch's permutation, from (rng, epoch) alone
     return steps.epoch_permutation(rng, step // spe, len(train_images))
   order_fn = jax.jit(jax.vmap(epoch_order) if seeds else epoch_order)
@@ -158,7 +159,7 @@ def _run(config, workdir, resume, log):
       if stop.signum is not None and _step(state) % spe:
         _save_interrupted(mngr, state, sums, meta, workdir, stop.signum, log)
       with jax.transfer_guard(guard):
-        val = evaluate(state, val_batches, seeds)
+        val = evaluate(state, val_batches, seeds, config.get("eval_flip_tta", False))
       train = jax.device_get(sums)
       elapsed = time.time() - t0
       if np.any(train["nonfinite"] > 0) and not config.skip_nonfinite_updates:
@@ -181,6 +182,14 @@ def _run(config, workdir, resume, log):
     checkpoint.wait(mngr)  # never exit with a save in flight; a full disk becomes one line
   return _finish(config, workdir, mngr, state, history, writer, time.time() - t_start, log,
                  mesh)
+
+
+def _augment_config(config):
+  """The config's augmentation block as plain Python values, or None when it does nothing."""
+  aug = config.get("augment")
+  aug = aug.to_dict() if aug is not None else {}
+  active = aug.get("crop_padding", 0) or aug.get("flip", False) or aug.get("erase_prob", 0.0)
+  return aug if active else None
 
 
 def _step(state):
@@ -228,7 +237,8 @@ def _finish(config, workdir, mngr, state, history, writer, wall, log, mesh):
   tree, _ = checkpoint.restore(mngr, best["step"], {"state": state, "sums": steps.zero_sums(seeds)})
   best_state = jax.device_put(tree["state"], parallel.replicated(mesh))
   test = evaluate(best_state, eval_batches(*data.load_test(config), config.eval_batch_size,
-                                           parallel.batch_sharded(mesh)), seeds)
+                                           parallel.batch_sharded(mesh)), seeds,
+                  config.get("eval_flip_tta", False))
   results = {"test_accuracy": float(np.mean(test["accuracy"])),
              "test_loss": float(np.mean(test["loss"])),
              "best_epoch": best["epoch"], "best_step": best["step"],

@@ -129,3 +129,25 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(smoke_run, tmp_path):
   read = lambda d: open(os.path.join(d, "metrics.jsonl")).read()
   assert read(workdir) == read(reference)  # same numbers, to the last bit
   assert _final_digest(workdir) == _final_digest(reference)
+
+
+@needs_data
+def test_augmentation_in_the_step_is_deterministic_and_applied():
+  _, state = runs.build(smoke_config())
+  batch = _real_batch(32)
+  aug = {"crop_padding": 2, "flip": True, "erase_prob": 0.5}
+  plain = float(jax.jit(steps.train_step)(state, batch)[1]["loss"])
+  augmented = jax.jit(lambda s, b: steps.train_step(s, b, augment_config=aug))
+  first, second = (float(augmented(state, batch)[1]["loss"]) for _ in range(2))
+  assert first == second != plain  # same (rng, step) -> same crops; and they change the input
+  no_op = jax.jit(lambda s, b: steps.train_step(s, b, augment_config={}))
+  assert float(no_op(state, batch)[1]["loss"]) == plain
+
+
+@needs_data
+def test_flip_tta_evaluation_counts_every_image():
+  _, state = runs.build(smoke_config())
+  x, y = data.load_split("fashion_mnist", "test", DATA_DIR)
+  got = evaluate(state, eval_batches(x[:300], y[:300], 128), flip_tta=True)
+  logits = steps.augment.flip_tta_logits(lambda im: steps.logits_fn(state, im), jnp.asarray(x[:300]))
+  assert got["accuracy"] == pytest.approx(float(jnp.mean(jnp.argmax(logits, -1) == y[:300])))
