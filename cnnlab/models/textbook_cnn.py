@@ -8,7 +8,7 @@ import functools
 
 import flax.linen as nn
 
-from cnnlab.models.layers import Taps, max_pool
+from cnnlab.models.layers import Conv, Taps, relu_max_pool
 
 
 GLOROT = nn.initializers.glorot_uniform()  # Keras' default
@@ -22,12 +22,15 @@ class TextbookCNN(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     tap = Taps(name="taps")
-    conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding="SAME", kernel_init=GLOROT)
+    conv = functools.partial(Conv, kernel_size=(3, 3), padding="SAME", kernel_init=GLOROT)
     dense = functools.partial(nn.Dense, kernel_init=GLOROT)
-    x = tap("conv1", nn.relu(conv(32, name="conv1")(x)))
-    x = tap("pool1", max_pool(x, 2))
-    x = tap("conv2", nn.relu(conv(64, name="conv2")(x)))
-    x = tap("pool2", max_pool(x, 2))
+    # relu_max_pool(y) == max_pool(relu(y)), cheaper; tap's relu(y) is dropped unless sown.
+    x = conv(32, name="conv1")(x)
+    tap("conv1", nn.relu(x))
+    x = tap("pool1", relu_max_pool(x, 2))
+    x = conv(64, name="conv2")(x)
+    tap("conv2", nn.relu(x))
+    x = tap("pool2", relu_max_pool(x, 2))
     x = tap("flatten", x.reshape((x.shape[0], -1)))
     x = tap("dense1", nn.relu(dense(100, name="dense1")(x)))
     x = tap("dropout", nn.Dropout(self.dropout, deterministic=not train)(x))
