@@ -143,11 +143,16 @@ def compare(config, batch_sizes=(32, 128), against="torch", repeats=5, images_pe
     jt.run(5)
     tt = None
     if against == "torch":
+      # torch at every core (the idiomatic setting) and at 1 thread: on a loaded machine
+      # OpenMP's spinning threads can make the former several times slower; the ratio is
+      # taken against whichever torch was faster in that round.
       from cnnlab.bench_torch import TorchTrainer
-      tt = TorchTrainer(bs)
-      tt.run(5)
+      tt = {t: TorchTrainer(bs, threads=t) for t in sorted({os.cpu_count(), 1}, reverse=True)}
+      for trainer in tt.values():
+        trainer.run(5)
     runners[bs] = (jt, tt, rec)
-  samples = {bs: {"jax": [], "torch": [], "ratio": [], "peak": []} for bs in batch_sizes}
+  samples = {bs: {"jax": [], "torch": [], "ratio": [], "peak": [], "torch_by_threads": {}}
+             for bs in batch_sizes}
   for r in range(repeats):
     for bs, (jt, tt, _) in runners.items():
       n = max(3, images_per_round // bs)
@@ -155,7 +160,12 @@ def compare(config, batch_sizes=(32, 128), against="torch", repeats=5, images_pe
       s["peak"].append(matmul_gflops())
       s["jax"].append(jt.run(n))
       if tt is not None:
-        s["torch"].append(tt.run(n))
+        rates = {}
+        for t, trainer in tt.items():
+          trainer.torch.set_num_threads(t)
+          rates[t] = trainer.run(n)
+          s["torch_by_threads"].setdefault(t, []).append(rates[t])
+        s["torch"].append(max(rates.values()))
         s["ratio"].append(s["jax"][-1] / s["torch"][-1])
       log(f"round {r + 1}/{repeats} batch {bs}: cnnlab {s['jax'][-1]:.0f} img/s"
           + (f", torch {s['torch'][-1]:.0f} img/s, ratio {s['ratio'][-1]:.2f}" if tt else ""))
@@ -171,7 +181,11 @@ def compare(config, batch_sizes=(32, 128), against="torch", repeats=5, images_pe
       rec["fraction_of_matmul_peak"] = _stats(fracs)
     if tt is not None:
       rec["torch_train_images_per_s"] = _stats(s["torch"])
-      rec["torch_eval_images_per_s"] = tt.eval_images_per_s(max(3, images_per_round // bs))
+      rec["torch_train_images_per_s_by_threads"] = {
+          str(t): _stats(v) for t, v in s["torch_by_threads"].items()}
+      first = next(iter(tt))
+      tt[first].torch.set_num_threads(first)
+      rec["torch_eval_images_per_s"] = tt[first].eval_images_per_s(max(3, images_per_round // bs))
       rec["ratio_vs_torch"] = _stats(s["ratio"])
     records.append(rec)
   info["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
