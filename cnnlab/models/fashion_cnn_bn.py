@@ -6,7 +6,7 @@ numbers compare). BatchNorm uses PyTorch's defaults (momentum 0.1 there = 0.9 he
 
 import flax.linen as nn
 
-from cnnlab.models.layers import Taps, max_pool
+from cnnlab.models.layers import Conv, Taps, relu_max_pool
 
 
 class FashionCNNBN(nn.Module):
@@ -18,12 +18,12 @@ class FashionCNNBN(nn.Module):
     tap = Taps(name="taps")
     bn = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                                    name=name)
-    x = nn.Conv(32, (3, 3), padding=((1, 1), (1, 1)), name="conv1")(x)
-    x = tap("conv1", nn.relu(bn("bn1")(x)))
-    x = tap("pool1", max_pool(x, 2))
-    x = nn.Conv(64, (3, 3), padding="VALID", name="conv2")(x)
-    x = tap("conv2", nn.relu(bn("bn2")(x)))
-    x = tap("pool2", max_pool(x, 2))
+    x = bn("bn1")(Conv(32, (3, 3), padding=((1, 1), (1, 1)), name="conv1")(x))
+    tap("conv1", nn.relu(x))
+    x = tap("pool1", relu_max_pool(x, 2))
+    x = bn("bn2")(Conv(64, (3, 3), padding="VALID", name="conv2")(x))
+    tap("conv2", nn.relu(x))
+    x = tap("pool2", relu_max_pool(x, 2))
     x = tap("flatten", x.reshape((x.shape[0], -1)))
     x = tap("dense1", nn.Dense(600, name="dense1")(x))
     x = tap("dropout", nn.Dropout(self.dropout, deterministic=not train)(x))
