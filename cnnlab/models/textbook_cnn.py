@@ -18,6 +18,7 @@ class TextbookCNN(nn.Module):
   """Conv32-pool-Conv64-pool-Dense100-dropout-Dense10 (SPEC section 2)."""
   num_classes: int = 10
   dropout: float = 0.4  # Keras 0.4, PyTorch 0.3
+  conv_groups: int = 8  # CPU: run the conv trunk in up to this many image groups (1 = off)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -31,7 +32,8 @@ class TextbookCNN(nn.Module):
       x = tap("conv2", nn.relu(conv2(x)))
       x = tap("pool2", max_pool(x, 2))
     else:  # training/inference: the same numbers, faster on CPU (layers.py says why)
-      x = in_chunks(lambda x: relu_max_pool(conv2(relu_max_pool(conv1(x)))), x)
+      trunk = lambda x: relu_max_pool(conv2(relu_max_pool(conv1(x))))
+      x = in_chunks(trunk, x, max_chunks=self.conv_groups) if self.conv_groups > 1 else trunk(x)
     x = tap("flatten", x.reshape((x.shape[0], -1)))
     x = tap("dense1", nn.relu(dense(100, name="dense1")(x)))
     x = tap("dropout", nn.Dropout(self.dropout, deterministic=not train)(x))
