@@ -11,7 +11,8 @@ Recipe:  vgg_small at width 16 (72k parameters, ~7M multiply-adds per image; glo
          weight decay 5e-4, one warmup epoch then cosine to 0, batch 256, label smoothing 0.1,
          random 2-pixel shifts + horizontal flips (clothes are mirror-symmetric), flip
          test-time augmentation. Early stopping off (the schedule must finish); validation
-         picks the best epoch.
+         picks the best epoch. Chosen on validation over fashion_cnn_bn with the same
+         augmentation (one-cycle Adam 3e-3, batch 128, 10 epochs, 24 min): val 0.9135.
 Timing:  a 256-image step takes 0.87 s even at load average ~2 (XLA's CPU convolutions use
          about one core here), i.e. ~2.7 min per epoch + ~0.3 min validation with TTA:
          10 epochs ~30 min. With the machine shared (load 3-9) epochs took 2.4-6 min.
