@@ -97,6 +97,10 @@ def cases(g):
       "predict: not an image": (["predict", f"--workdir={fin}", f"--image={g}/not_an_image.png"], ["not_an_image.png"], fin),
       "predict: index out of range": (["predict", f"--workdir={fin}", "--index=-5"], ["-5"], fin),
       "predict: unknown language": (["predict", f"--workdir={fin}", "--index=0", "--lang=fr"], ["lang"], fin),
+      # bench
+      "bench: batch size 0": (["bench", "--batch_sizes=0"], ["batch_sizes"], None),
+      "bench: batch sizes not numbers": (["bench", "--batch_sizes=abc"], ["batch_sizes"], None),
+      "bench: unknown baseline": (["bench", "--against=tensorflow"], ["against"], None),
       # sweep
       "sweep: no '='": (["sweep", SMOKE, "--sweep=config.seed", f"--workdir={g}/sw1"], ["config.seed"], None),
       "sweep: unknown key": (["sweep", SMOKE, "--sweep=config.optimizer.lr=1,2", f"--workdir={g}/sw2"], ["learning_rate"], None),
