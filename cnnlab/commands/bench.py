@@ -25,8 +25,6 @@ _OUT = flags.DEFINE_string("out", None, "JSON path (default bench/results/<UTC t
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise UserError(f"unexpected argument {argv[1]!r}; flags look like --batch_sizes=32,128")
   try:
     sizes = [int(b) for b in _BATCH_SIZES.value]
   except ValueError:

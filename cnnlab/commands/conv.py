@@ -124,8 +124,6 @@ def conv_report(image, padding):
 
 
 def main(argv):
-  require(len(argv) == 1, f"unexpected argument(s) {' '.join(argv[1:])}; flags look like "
-          "--image='[[1,2],[3,4]]'")
   require(FLAGS.image is not None, "give the input with --image='[[1,2,3],[4,5,6],[7,8,9]]'")
   require((FLAGS.kernel is None) != (FLAGS.pool is None),
           "give either --kernel=... (convolve) or --pool=max|avg|min (pool), one of them")

@@ -51,8 +51,6 @@ def save_figure(image, title, out):
 
 
 def main(argv):
-  require(len(argv) == 1, f"unexpected argument(s) {' '.join(argv[1:])}; flags look like "
-          "--index=0")
   require(FLAGS.out.lower().endswith(".png"), f"--out={FLAGS.out!r} must end in .png")
   from cnnlab.data import class_names, load_split
   images, labels = load_split("fashion_mnist", "train", FLAGS.data_dir)

@@ -33,8 +33,6 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "directory with the IDX files 
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise UserError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
   if not _WORKDIR.value:
     raise UserError("pass --workdir=DIR, the directory of a training run")
   if _TOP.value < 1:

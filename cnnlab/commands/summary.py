@@ -6,7 +6,6 @@ Built from `jax.eval_shape`, so it runs in a second on any machine and never all
 from absl import flags
 
 from cnnlab import shapes
-from cnnlab.cli import require
 from cnnlab.errors import UserError
 
 flags.DEFINE_string("model", "textbook_cnn", "registered model name, e.g. textbook_cnn")
@@ -26,7 +25,5 @@ def parse_shape(text):
 
 
 def main(argv):
-  require(len(argv) == 1, f"unexpected argument(s) {' '.join(argv[1:])}; flags look like "
-          "--model=textbook_cnn")
   summary = shapes.summarize(FLAGS.model, parse_shape(FLAGS.input_shape))
   print(shapes.format_summary(summary))

@@ -78,8 +78,6 @@ def _command(config_file, given):
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise UserError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
   cli.require(_WORKDIR.value, "--workdir is missing: name the sweep's directory, e.g. "
               "--workdir=runs/sweep1")
   cli.require(_PARALLEL.value >= 1, f"--parallel must be >= 1, got {_PARALLEL.value}")

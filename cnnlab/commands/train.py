@@ -44,8 +44,6 @@ def set_deterministic(config, environ=os.environ):
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise UserError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
   for flag in (_WORKDIR, _DATA_DIR):  # `--workdir --config.x=1` would take the flag as a path
     if (flag.value or "").startswith("-"):
       raise UserError(f"--{flag.name} got {flag.value!r}, which looks like a flag; write "
