@@ -80,7 +80,7 @@ def cases(g):
       "train: positional argument": (["train", SMOKE, "oops", f"--workdir={g}/fresh18"], ["oops"], None),
       "train: workdir under a file": (["train", SMOKE, f"--workdir={g}/file/run"], ["workdir"], None),
       "train: noresume over checkpoints": (["train", SMOKE, "--noresume", f"--workdir={unf}"], ["already has checkpoints"], unf),
-      "train: resume another model": (["train", SMOKE, "--config.model.name=fashion_dnn", f"--workdir={unf2}"], ["different model"], unf2),
+      "train: resume another model": (["train", f"--config={REPO}/experiments/fashion_dnn.py", f"--workdir={unf2}"], ["different model"], unf2),
       # summary / conv / edges
       "summary: unknown model": (["summary", "--model=resnet9000"], ["resnet9000"], None),
       "summary: bad input shape": (["summary", "--input_shape=28,x,1"], ["input_shape"], None),
