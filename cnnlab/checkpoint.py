@@ -207,6 +207,14 @@ def read_json(path):
                     "use a new --workdir") from None
 
 
+def read_jsonl(path):
+  """The records of a JSON-lines file (metrics.jsonl, timings.jsonl); [] when it is absent."""
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
 def write_json(path, obj):
   """Write JSON atomically (temp file + rename), so a kill never leaves half a file."""
   tmp = f"{path}.tmp"

@@ -49,12 +49,7 @@ def load_config(workdir):
 
 def history(workdir):
   """Per-epoch metrics of a run (metrics.jsonl), possibly empty."""
-  import json
-  path = os.path.join(workdir, "metrics.jsonl")
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  return checkpoint.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
 
 
 def restore(workdir, which="best", seed_index=0):

@@ -5,12 +5,8 @@ import json
 import os
 import signal
 
+from cnnlab import checkpoint
 from cnnlab.sweep import METRICS, format_value
-
-
-def _read_jsonl(path):
-  with open(path if os.path.exists(path) else os.devnull) as f:
-    return [json.loads(line) for line in f if line.strip()]
 
 
 def point_row(name, point, workdir, outcome=None):
@@ -21,7 +17,7 @@ def point_row(name, point, workdir, outcome=None):
   """
   row = {"point": name, **point, **{m: None for m in METRICS},
          "status": "pending", "exit_code": None, "error": ""}
-  timings = _read_jsonl(os.path.join(workdir, "timings.jsonl"))
+  timings = checkpoint.read_jsonl(os.path.join(workdir, "timings.jsonl"))
   if timings:
     row["images_per_s"] = sum(t["images_per_s"] for t in timings) / len(timings)
   results_path = os.path.join(workdir, "results.json")
