@@ -102,17 +102,18 @@ class JaxTrainer:
     return steps_ * self.batch_size / (time.perf_counter() - start)
 
 
-def cached_compile_seconds(config, batch_size):
-  """First-step time with a warm persistent compilation cache (fresh processes, like a rerun).
+def compile_seconds(config, batch_size):
+  """First-step wall time in fresh processes: {"cold": empty cache, "cached": warm cache}.
 
-  Runs two child processes sharing one cache directory: the first fills it, the second's
-  first step is the number. Children, because the cache cannot be switched on and off
-  cleanly inside one process.
+  Two child processes share one new persistent-cache directory: the first compiles from
+  scratch and fills it, the second finds its program there (a user's rerun). Children, because
+  the cache cannot be switched on and off cleanly inside one process.
   """
   code = ("import json, sys, ml_collections; from cnnlab import bench; "
           "c = ml_collections.ConfigDict(json.loads(sys.argv[1])); "
           "print(bench.JaxTrainer(c, int(sys.argv[2])).compile_seconds())")
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  times = []
   with tempfile.TemporaryDirectory() as cache:
     env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache,
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
@@ -121,7 +122,8 @@ def cached_compile_seconds(config, batch_size):
     args = [sys.executable, "-c", code, config.to_json(), str(batch_size)]
     for _ in range(2):
       out = subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout
-  return float(out.split()[-1])
+      times.append(float(out.split()[-1]))
+  return {"cold": times[0], "cached": times[1]}
 
 
 def _stats(values):
@@ -134,12 +136,13 @@ def compare(config, batch_sizes=(32, 128), against="torch", repeats=5, images_pe
   """Interleaved rounds of cnnlab vs `against` at each batch size; returns the JSON record."""
   info = machine_info()
   records = []
-  cached = {bs: cached_compile_seconds(config, bs) for bs in batch_sizes}
+  compiles = {bs: compile_seconds(config, bs) for bs in batch_sizes}
   runners = {}
   for bs in batch_sizes:
     jt = JaxTrainer(config, bs)
-    rec = {"batch_size": bs, "compile_s": jt.compile_seconds(), "compile_s_cached": cached[bs],
-           "flops_per_image": jt.flops_per_image()}
+    jt.compile_seconds()
+    rec = {"batch_size": bs, "compile_s": compiles[bs]["cold"],
+           "compile_s_cached": compiles[bs]["cached"], "flops_per_image": jt.flops_per_image()}
     jt.run(5)
     tt = None
     if against == "torch":
@@ -194,7 +197,7 @@ def compare(config, batch_sizes=(32, 128), against="torch", repeats=5, images_pe
 
 def format_table(result):
   lines = [f"{'batch':>5} {'cnnlab img/s (min/med)':>24} {'torch img/s (min/med)':>23} "
-           f"{'ratio (min/med)':>16} {'peak frac (med)':>16}"]
+           f"{'ratio (min/med)':>16} {'peak frac (med)':>16} {'compile s (cold/cached)':>24}"]
   for rec in result["results"]:
     j, t, r = (rec.get(k) for k in ("train_images_per_s", "torch_train_images_per_s",
                                      "ratio_vs_torch"))
@@ -202,5 +205,6 @@ def format_table(result):
     lines.append(f"{rec['batch_size']:>5} {j['min']:>11.0f} / {j['median']:<10.0f} "
                  + (f"{t['min']:>10.0f} / {t['median']:<10.0f} {r['min']:>6.2f} / {r['median']:<7.2f}"
                     if t else f"{'-':>23} {'-':>16}")
-                 + (f" {frac:>14.2f}" if frac else ""))
+                 + (f" {frac:>15.2f}" if frac else f" {'-':>15}")
+                 + f" {rec['compile_s']:>13.1f} / {rec['compile_s_cached']:<.1f}")
   return "\n".join(lines)

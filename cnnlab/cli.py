@@ -42,7 +42,17 @@ def _unknown_field(err):
           "(--helpfull lists the fields)")
 
 
+def _underscored(arg):
+  """--time-to-accuracy=0.91 -> --time_to_accuracy=0.91: absl names use underscores, people
+  often type hyphens. Values and config fields (--config.a.b) are left alone."""
+  if not arg.startswith("--") or arg == "--":
+    return arg
+  name, eq, value = arg[2:].partition("=")
+  return arg if "." in name else "--" + name.replace("-", "_") + eq + value
+
+
 def _parse(argv):
+  argv = argv[:1] + [_underscored(a) for a in argv[1:]]
   try:
     return flags.FLAGS(argv)
   except flags.UnrecognizedFlagError as err:

@@ -129,11 +129,7 @@ def _run(config, workdir, resume, log):
                              parallel.batch_sharded(mesh))
   images, labels = jax.device_put((train_images, train_labels), replicated)
   state, sums = jax.device_put((state, sums), replicated)
-  train_batch = steps.make_train_batch(config.batch_size, spe, num_seeds=seeds,
-                                       batch_sharding=parallel.batch_sharded(mesh),
-                                       label_smoothing=config.label_smoothing,
-                                       skip_nonfinite=config.skip_nonfinite_updates,
-                                       augment_config=_augment_config(config))
+  train_batch = make_train_batch(config, spe, seeds, parallel.batch_sharded(mesh))
   def epoch_order(step, rng):  # this epoch's permutation, from (rng, epoch) alone
     return steps.epoch_permutation(rng, step // spe, len(train_images))
   order_fn = jax.jit(jax.vmap(epoch_order) if seeds else epoch_order)
@@ -182,6 +178,15 @@ def _run(config, workdir, resume, log):
     checkpoint.wait(mngr)  # never exit with a save in flight; a full disk becomes one line
   return _finish(config, workdir, mngr, state, history, writer, time.time() - t_start, log,
                  mesh)
+
+
+def make_train_batch(config, steps_per_epoch, seeds=0, batch_sharding=None):
+  """steps.make_train_batch with the config's loss, finiteness and augmentation settings."""
+  return steps.make_train_batch(config.batch_size, steps_per_epoch, num_seeds=seeds,
+                                batch_sharding=batch_sharding,
+                                label_smoothing=config.label_smoothing,
+                                skip_nonfinite=config.skip_nonfinite_updates,
+                                augment_config=_augment_config(config))
 
 
 def _augment_config(config):

@@ -8,8 +8,6 @@ so an epoch that finished after the last checkpoint is never listed twice.
 import json
 import os
 
-from tensorboardX import SummaryWriter
-
 
 class MetricWriter:
 
@@ -20,11 +18,14 @@ class MetricWriter:
     with open(self.metrics_path, "w") as f:
       f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in history)
     self._keep_lines(self.timings_path, len(history))
+    # Imported here: tensorboardX imports torch when it is installed (1.4 s of start-up).
+    from tensorboardX import SummaryWriter
     self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
   @staticmethod
   def _keep_lines(path, n):
     lines = open(path).readlines()[:n] if os.path.exists(path) else []
+    lines = [l for l in lines if l.endswith("\n")]  # a kill mid-write leaves half a line
     with open(path, "w") as f:
       f.writelines(lines)
 

@@ -1,16 +1,16 @@
-"""Fastest route to 0.91 test accuracy on a 2-core CPU: a small BN CNN, one-cycle Adam, 3 epochs.
+"""Fastest route to 0.91 test accuracy on a 2-core CPU: the course CNN, one-cycle Adam, 2 epochs.
 
-Run:     ./launch.sh train --config=experiments/fast.py --workdir=runs/fast
-Expect:  test accuracy >= 0.91 after 3 epochs (1,125 steps of 128). Measured 2026-11-23,
-         seed 0: val 0.8769 / 0.8961 / 0.9167 after epochs 1-3, test 0.9114 (best epoch 3),
-         ~400 s of training with the machine shared (load average 6-9 on 2 cores).
-Why:     BatchNorm lets Adam take a large peak rate (3e-3); the one-cycle schedule warms up
-         over the first 30% and anneals to ~0, so a short run ends at a low-noise point
-         instead of mid-plateau. fashion_cnn_bn is the cheapest conv net here (~4M
-         multiply-adds per image, ~0.35 CPU-s per 256-image step). No augmentation: it slows
-         convergence in a 3-epoch run. Hyperparameters were chosen a priori, not tuned on test.
-Timing:  epochs took 158 s, 163 s, 79 s as the load fell (~300-600 img/s); a 256-image step
-         costs ~0.35 CPU-s, so an idle machine should take ~0.5-1 min per epoch.
+Run:     ./launch.sh bench --time-to-accuracy=0.91          (fresh processes, test set checked
+         after every epoch, all 60,000 training images; median of 3, cold and warm cache)
+         ./launch.sh train --config=experiments/fast.py --workdir=runs/fast   (48k/12k split)
+Expect:  see docs/performance.md for the measured times; validation accuracy after 2 epochs
+         (48k split) 0.9189 / 0.9160 for seeds 0 / 1.
+Why:     the course CNN is the cheapest net here that learns fast (~3,000 img/s at batch 64 on
+         two cores). Batch 64 is this CPU's sweet spot (32 pays per-step overhead, 128 falls
+         out of cache). Without dropout and with label smoothing 0.1 it learns faster in a
+         short run; the one-cycle schedule (peak 5e-3) ends at a low-noise point instead of
+         mid-plateau. Chosen on the validation split (2-epoch runs, seed 0: lr 3e-3 0.9094,
+         5e-3 0.9142, + label smoothing 0.9189; flip TTA without flip training hurt, 0.83).
 """
 
 import ml_collections
@@ -20,10 +20,11 @@ from experiments import textbook
 
 def get_config():
   c = textbook.get_config()
-  c.model = ml_collections.ConfigDict({"name": "fashion_cnn_bn", "dropout": 0.25})
-  c.optimizer.learning_rate = 3e-3
+  c.model = ml_collections.ConfigDict({"name": "textbook_cnn", "dropout": 0.0})
+  c.optimizer.learning_rate = 5e-3
   c.optimizer.schedule = "onecycle"
-  c.batch_size = 128
-  c.num_epochs = 3
+  c.label_smoothing = 0.1
+  c.batch_size = 64
+  c.num_epochs = 2
   c.early_stopping_patience = 0  # a one-cycle run must finish its schedule
   return c

@@ -151,3 +151,49 @@ def test_flip_tta_evaluation_counts_every_image():
   got = evaluate(state, eval_batches(x[:300], y[:300], 128), flip_tta=True)
   logits = steps.augment.flip_tta_logits(lambda im: steps.logits_fn(state, im), jnp.asarray(x[:300]))
   assert got["accuracy"] == pytest.approx(float(jnp.mean(jnp.argmax(logits, -1) == y[:300])))
+
+
+class _HostReads:
+  """Counts device->host reads of jax.Arrays made from Python (a test-only patch).
+
+  JAX's transfer guard never fires on the CPU backend (a CPU array's host copy is not a
+  transfer), so reads are counted where Python makes them: `_value` (jax.device_get, float,
+  int, bool), `__array__`, `item` and `tolist`. NumPy's buffer-protocol path on CPU arrays is
+  invisible here; the training loop reads only through jax.device_get.
+  """
+
+  def __init__(self, monkeypatch):
+    from jax._src import array
+    self.count = 0
+    value = array.ArrayImpl._value
+
+    def counted_value(arr):
+      self.count += 1
+      return value.fget(arr)
+
+    monkeypatch.setattr(array.ArrayImpl, "_value", property(counted_value))
+    for name in ("__array__", "item", "tolist"):
+      monkeypatch.setattr(array.ArrayImpl, name, self._counted(getattr(array.ArrayImpl, name)))
+
+  def _counted(self, method):
+    def counted(arr, *args, **kwargs):
+      self.count += 1
+      return method(arr, *args, **kwargs)
+    return counted
+
+
+@needs_data
+def test_host_reads_per_epoch_do_not_grow_with_the_number_of_steps(tmp_path, monkeypatch):
+  reads = _HostReads(monkeypatch)
+  counts = {}
+  for train_size, epochs in ((512, 2), (2048, 2), (2048, 3)):  # 16 or 64 steps per epoch
+    before = reads.count
+    train_and_evaluate(smoke_config(train_size=train_size, num_epochs=epochs),
+                       str(tmp_path / f"{train_size}-{epochs}"), log=lambda *a: None)
+    counts[train_size, epochs] = reads.count - before
+  per_epoch = counts[2048, 3] - counts[2048, 2]
+  assert counts[512, 2] == counts[2048, 2], counts  # 4x the steps, not one read more
+  # What an epoch does read: the step counter, the summed metrics and eval sums once, and
+  # the checkpoint (Orbax reads each leaf of state + sums; the digest reads them again).
+  leaves = len(jax.tree.leaves((runs.build(smoke_config())[1], steps.zero_sums())))
+  assert 0 < per_epoch <= 3 * leaves + 10, (counts, leaves)

@@ -5,6 +5,7 @@ untrained first-layer kernels (uniform in about +-0.14) and its training curves 
 """
 
 import functools
+from typing import Sequence
 
 import flax.linen as nn
 
@@ -19,13 +20,15 @@ class TextbookCNN(nn.Module):
   num_classes: int = 10
   dropout: float = 0.4  # Keras 0.4, PyTorch 0.3
   conv_groups: int = 8  # CPU: run the conv trunk in up to this many image groups (1 = off)
+  widths: Sequence[int] = (32, 64)  # conv1, conv2 filters (the course's; variants may shrink)
+  hidden: int = 100  # units of dense1
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     tap = Taps(name="taps")
     conv = functools.partial(Conv, kernel_size=(3, 3), padding="SAME", kernel_init=GLOROT)
     dense = functools.partial(nn.Dense, kernel_init=GLOROT)
-    conv1, conv2 = conv(32, name="conv1"), conv(64, name="conv2")
+    conv1, conv2 = conv(self.widths[0], name="conv1"), conv(self.widths[1], name="conv2")
     if self.is_mutable_collection("intermediates"):  # recording layer outputs: plain order
       x = tap("conv1", nn.relu(conv1(x)))
       x = tap("pool1", max_pool(x, 2))
@@ -35,6 +38,6 @@ class TextbookCNN(nn.Module):
       trunk = lambda x: relu_max_pool(conv2(relu_max_pool(conv1(x))))
       x = in_chunks(trunk, x, max_chunks=self.conv_groups) if self.conv_groups > 1 else trunk(x)
     x = tap("flatten", x.reshape((x.shape[0], -1)))
-    x = tap("dense1", nn.relu(dense(100, name="dense1")(x)))
+    x = tap("dense1", nn.relu(dense(self.hidden, name="dense1")(x)))
     x = tap("dropout", nn.Dropout(self.dropout, deterministic=not train)(x))
     return tap("output", dense(self.num_classes, name="output")(x))

@@ -1,0 +1,56 @@
+"""`bench`: the throughput record and the time-to-accuracy runs, end to end on tiny configs.
+
+These check what the JSON holds and that the runs are real (fresh processes, the test set
+read, the same numbers each time); the speed itself is measured by `./launch.sh bench`.
+"""
+
+import json
+
+import pytest
+
+from conftest import DATA_DIR, needs_data, run_cli
+
+
+@needs_data
+def test_time_to_accuracy_runs_fresh_processes_and_reports_when_the_target_is_reached(tmp_path):
+  out = tmp_path / "tta.json"
+  proc = run_cli("bench", "--time-to-accuracy=0.6", "--config=experiments/smoke.py",
+                 f"--config.data_dir={DATA_DIR}", "--repeats=1", f"--out={out}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  result = json.loads(out.read_text())
+  assert result["target"] == 0.6 and result["config"].endswith("experiments/smoke.py")
+  runs = result["cold"]["runs"] + result["warm"]["runs"]
+  assert len(runs) == 2
+  for run in runs:
+    assert run["reached_s"] > 0 and run["epoch"] in (1, 2)
+    assert run["history"][-1]["test_accuracy"] >= 0.6  # smoke: ~0.7 on 1,000 test images
+    assert run["history"][-1]["s"] == run["reached_s"]
+  # Same config and seed in two fresh processes (cold and warm cache): the same accuracies.
+  assert runs[0]["history"] == [dict(h, s=runs[0]["history"][i]["s"])
+                                for i, h in enumerate(runs[1]["history"])]
+  assert result["cold"]["median_s"] == runs[0]["reached_s"]
+  assert "time to test accuracy 0.6" in proc.stdout
+
+
+@needs_data
+def test_throughput_record_holds_every_field_the_issue_names(tmp_path):
+  out = tmp_path / "bench.json"
+  proc = run_cli("bench", "--against=none", "--batch_sizes=16", "--repeats=1",
+                 "--config=experiments/smoke.py", f"--out={out}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  result = json.loads(out.read_text())
+  assert {"cpu", "cores", "jax", "flax"} <= set(result["machine"])
+  (rec,) = result["results"]
+  assert rec["batch_size"] == 16
+  assert rec["train_images_per_s"]["median"] > 0 and rec["eval_images_per_s"] > 0
+  # A fresh process with an empty cache compiles; the rerun with the cache warm is faster.
+  assert rec["compile_s_cached"] < rec["compile_s"]
+  assert 1e6 < rec["flops_per_image"] < 1e8  # XLA's count: ~23 MFLOP for the course CNN
+  assert 0 < rec["fraction_of_matmul_peak"]["median"] < 1.5
+
+
+@pytest.mark.parametrize("flag", ["--time-to-accuracy=1.5", "--time_to_accuracy=0"])
+def test_time_to_accuracy_outside_0_1_is_one_line_and_exit_2(flag):
+  proc = run_cli("bench", flag)
+  assert proc.returncode == 2
+  assert proc.stderr.strip().count("\n") == 0 and "time_to_accuracy" in proc.stderr
