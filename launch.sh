@@ -24,6 +24,8 @@ usage: ./launch.sh COMMAND [--flag=value ...]
   predict   classify an image:   ./launch.sh predict --workdir=runs/textbook --index=0 --split=validation
   sweep     grid of configs:     ./launch.sh sweep --config=... --sweep=config.optimizer.learning_rate=1e-3,3e-4
   bench     throughput table:    ./launch.sh bench [--against=torch]
+            time to accuracy:    ./launch.sh bench --time-to-accuracy=0.91   (experiments/fast.py)
+            seeds in one program vs one process each: ./launch.sh bench --seeds_vs_sequential=8
 
 `./launch.sh COMMAND --help` lists a command's flags. CNNLAB_VENV picks another virtualenv.
 USAGE

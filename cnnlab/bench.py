@@ -5,12 +5,11 @@ cnnlab and torch (and the matmul peak) at each batch size; ratios compare the sa
 Batches are fixed random uint8 images on the device: throughput does not depend on content.
 """
 
+import json
 import os
 import platform
 import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -18,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cnnlab import steps
+from cnnlab import cli, steps
 from cnnlab.models import create_model_from_config
 
 
@@ -112,16 +111,13 @@ def compile_seconds(config, batch_size):
   code = ("import json, sys, ml_collections; from cnnlab import bench; "
           "c = ml_collections.ConfigDict(json.loads(sys.argv[1])); "
           "print(bench.JaxTrainer(c, int(sys.argv[2])).compile_seconds())")
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   times = []
   with tempfile.TemporaryDirectory() as cache:
     env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache,
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
-               PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-    args = [sys.executable, "-c", code, config.to_json(), str(batch_size)]
+               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
     for _ in range(2):
-      out = subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout
+      out = cli.run_python(["-c", code, config.to_json(), str(batch_size)], env)
       times.append(float(out.split()[-1]))
   return {"cold": times[0], "cached": times[1]}
 
@@ -208,3 +204,44 @@ def format_table(result):
                  + (f" {frac:>15.2f}" if frac else f" {'-':>15}")
                  + f" {rec['compile_s']:>13.1f} / {rec['compile_s_cached']:<.1f}")
   return "\n".join(lines)
+
+
+def _train_in_child(config, workdir, cache_dir):
+  """train_and_evaluate in a fresh process (start-up, data loading and compilation count)."""
+  code = ("import json, sys, ml_collections; from cnnlab import cli, train; cli.setup_jax(); "
+          "train.train_and_evaluate(ml_collections.ConfigDict(json.loads(sys.argv[1])), "
+          "sys.argv[2], log=lambda *a: None)")
+  start = time.perf_counter()
+  cli.run_python(["-c", code, config.to_json(), workdir],
+                 dict(os.environ, CNNLAB_JAX_CACHE=cache_dir))
+  wall = time.perf_counter() - start
+  with open(os.path.join(workdir, "results.json")) as f:
+    return wall, json.load(f)
+
+
+def seeds_vs_sequential(config, num_seeds, log=print):
+  """Wall time of `num_seeds` seeds as one vmapped program vs one fresh process per seed.
+
+  Each way starts from an empty persistent compilation cache, as a user's first sweep
+  would: the vmapped run compiles once; the sequential runs compile once and then hit the
+  cache. Per-seed test accuracies are returned for both, to show they are the same runs.
+  """
+  with tempfile.TemporaryDirectory() as root:
+    together_cfg = config.copy_and_resolve_references()
+    together_cfg.num_seeds = num_seeds
+    together, res = _train_in_child(together_cfg, os.path.join(root, "together"),
+                                    os.path.join(root, "cache-together"))
+    log(f"{num_seeds} seeds in one vmapped program: {together:.1f} s")
+    walls, accs = [], []
+    for i in range(num_seeds):
+      one = config.copy_and_resolve_references()
+      one.num_seeds, one.seed = 1, config.seed + i
+      wall, r = _train_in_child(one, os.path.join(root, f"seed{i}"),
+                                os.path.join(root, "cache-sequential"))
+      walls.append(wall)
+      accs.append(r["test_accuracy"])
+      log(f"seed {one.seed} alone: {wall:.1f} s")
+  return {"num_seeds": num_seeds, "vmapped_s": together, "sequential_s": sum(walls),
+          "sequential_each_s": walls, "speedup": sum(walls) / together,
+          "test_accuracy_per_seed_vmapped": res["test_accuracy_per_seed"],
+          "test_accuracy_per_seed_sequential": accs}

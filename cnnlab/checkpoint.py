@@ -54,7 +54,8 @@ logging.getLogger("absl").addFilter(_quiet_disk_full)
 
 def _quiet_closed_loop():
   """After a failed restore, TensorStore completes orphaned reads into Orbax's closed event
-  loop, and each prints a traceback ("Event loop is closed"); the one-line warning suffices."""
+  loop, and each prints a traceback ("Event loop is closed"); the one-line warning suffices.
+  Installed at import: those callbacks can fire before the failed restore returns."""
   previous = sys.unraisablehook
   if getattr(previous, "cnnlab", False):
     return
@@ -66,6 +67,9 @@ def _quiet_closed_loop():
 
   hook.cnnlab = True
   sys.unraisablehook = hook
+
+
+_quiet_closed_loop()
 
 
 def digest(tree):
@@ -172,7 +176,6 @@ def restore_latest_good(mngr, target, log=print, set_aside=False):
     try:
       restored = restore(mngr, step, target)
     except Exception as err:  # Orbax raises many types for damaged files.
-      _quiet_closed_loop()
       log(f"cnnlab: warning: checkpoint step {step} in {mngr.directory} is unusable "
           f"({' '.join(str(err).split())[:160]}); trying the previous one")
       bad.append(step)

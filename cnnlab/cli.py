@@ -7,6 +7,7 @@ Unexpected errors keep their traceback (exit 1): they are bugs, not user mistake
 
 import os
 import re
+import subprocess
 import sys
 
 from absl import app, flags, logging
@@ -123,6 +124,24 @@ def setup_jax():
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def run_python(args, env=None):
+  """stdout of `python ARGS` in a fresh process (benchmarks time cold starts this way).
+
+  A failing child becomes one UserError line: the last line of its stderr, which for a
+  UserError or other exception is its message (no traceback reaches the user).
+  """
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ if env is None else env)
+  env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+  proc = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True)
+  if proc.returncode:
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    last = lines[-1].strip() if lines else f"exit code {proc.returncode}"
+    last = re.sub(r"^(cnnlab\.errors\.UserError: |cnnlab: error: )", "", last)
+    raise UserError(f"a benchmark process failed: {last}")
+  return proc.stdout
 
 
 def require(condition, message):

@@ -13,7 +13,6 @@ compilation cache, `warm` runs one filled by an earlier run (a user's second run
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -58,13 +57,8 @@ def run(config, target, log=print, t0=None):
 def _child(cache_dir, config, target):
   """One cold-process run: `python -m cnnlab.time_to_accuracy` with our clock and cache."""
   env = dict(os.environ, CNNLAB_JAX_CACHE=cache_dir, CNNLAB_T0=repr(time.time()))
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-  out = subprocess.run([sys.executable, "-m", "cnnlab.time_to_accuracy", config.to_json(),
-                        repr(target)], env=env, capture_output=True, text=True)
-  if out.returncode:
-    raise RuntimeError(f"time-to-accuracy child failed:\n{out.stderr[-2000:]}")
-  return json.loads(out.stdout.strip().splitlines()[-1])
+  out = cli.run_python(["-m", "cnnlab.time_to_accuracy", config.to_json(), repr(target)], env)
+  return json.loads(out.strip().splitlines()[-1])
 
 
 def measure(config, target, repeats=3, log=print):

@@ -239,8 +239,16 @@ def _finish(config, workdir, mngr, state, history, writer, wall, log, mesh):
   """Restore the best epoch, evaluate the test set once, write results.json."""
   seeds = runs.num_seeds(config)
   best = min(history, key=lambda r: r["val_loss"])
-  tree, _ = checkpoint.restore(mngr, best["step"], {"state": state, "sums": steps.zero_sums(seeds)})
-  best_state = jax.device_put(tree["state"], parallel.replicated(mesh))
+  try:
+    tree, _ = checkpoint.restore(mngr, best["step"],
+                                 {"state": state, "sums": steps.zero_sums(seeds)})
+    best_state = tree["state"]
+  except Exception as err:  # reliability: a damaged best step must not cost the whole run
+    checkpoint.warn(f"the best epoch's checkpoint (step {best['step']}) is unusable "
+                    f"({' '.join(str(err).split())[:160]}); testing the final weights "
+                    f"(epoch {history[-1]['epoch']}) instead")
+    best, best_state = history[-1], state
+  best_state = jax.device_put(best_state, parallel.replicated(mesh))
   test = evaluate(best_state, eval_batches(*data.load_test(config), config.eval_batch_size,
                                            parallel.batch_sharded(mesh)), seeds,
                   config.get("eval_flip_tta", False))

@@ -49,8 +49,31 @@ def test_throughput_record_holds_every_field_the_issue_names(tmp_path):
   assert 0 < rec["fraction_of_matmul_peak"]["median"] < 1.5
 
 
-@pytest.mark.parametrize("flag", ["--time-to-accuracy=1.5", "--time_to_accuracy=0"])
-def test_time_to_accuracy_outside_0_1_is_one_line_and_exit_2(flag):
-  proc = run_cli("bench", flag)
-  assert proc.returncode == 2
-  assert proc.stderr.strip().count("\n") == 0 and "time_to_accuracy" in proc.stderr
+@pytest.mark.parametrize("args, needle", [
+    (["--time-to-accuracy=1.5"], "time_to_accuracy"),
+    (["--time_to_accuracy=0"], "time_to_accuracy"),
+    (["--seeds_vs_sequential=1"], "seeds_vs_sequential"),
+    (["--time_to_accuracy=0.9", "--seeds_vs_sequential=2"], "one of them"),
+    (["--time_to_accuracy=0.9", "--config.model.name=resnet"], "unknown model"),
+    (["--against=none", "--config.model.name=resnet"], "unknown model"),
+])
+def test_bad_bench_flags_are_one_line_and_exit_2_before_any_child_runs(args, needle):
+  proc = run_cli("bench", *args)
+  assert proc.returncode == 2, proc.stderr[-1000:]
+  assert proc.stderr.strip().count("\n") == 0 and needle in proc.stderr, proc.stderr
+
+
+@needs_data
+def test_seeds_vs_sequential_times_both_ways_and_they_train_the_same_seeds(tmp_path):
+  out = tmp_path / "seeds.json"
+  proc = run_cli("bench", "--seeds_vs_sequential=2", "--config=experiments/smoke.py",
+                 f"--config.data_dir={DATA_DIR}", "--config.train_size=256",
+                 "--config.num_epochs=1", f"--out={out}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  result = json.loads(out.read_text())
+  assert result["num_seeds"] == 2 and len(result["sequential_each_s"]) == 2
+  assert result["speedup"] == pytest.approx(result["sequential_s"] / result["vmapped_s"])
+  # 8 steps: the vmapped seeds are the sequential runs up to float rounding.
+  assert result["test_accuracy_per_seed_vmapped"] == pytest.approx(
+      result["test_accuracy_per_seed_sequential"], abs=2e-3)
+  assert result["test_accuracy_per_seed_vmapped"][0] != result["test_accuracy_per_seed_vmapped"][1]

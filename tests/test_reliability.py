@@ -250,6 +250,19 @@ def test_skip_nonfinite_updates_skips_and_counts(tmp_path, monkeypatch):
     checkpoint.restore(mngr, step, {"state": runs.build(tiny())[1], "sums": steps.zero_sums()})
 
 
+def test_a_damaged_best_step_at_the_end_tests_the_final_weights_with_a_warning(
+    tmp_path, monkeypatch, capsys):
+  def damaged(mngr, step, target):
+    raise ValueError("its contents do not match the digest saved with it")
+  monkeypatch.setattr(checkpoint, "restore", damaged)
+  workdir = str(tmp_path / "run")
+  results = train_and_evaluate(tiny(num_epochs=2), workdir, log=quiet)
+  assert results["best_epoch"] == 2 and 0.1 < results["test_accuracy"] <= 1.0
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "best epoch's checkpoint" in err[0] and "final weights" in err[0]
+  assert os.path.exists(os.path.join(workdir, "results.json"))
+
+
 def test_a_non_finite_state_is_never_checkpointed(tmp_path):
   mngr = checkpoint.manager(str(tmp_path))
   with pytest.raises(UserError, match="non-finite weights at step 3"):

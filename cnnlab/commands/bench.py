@@ -10,6 +10,8 @@ the JSON keeps every round (min/median/max) plus machine and library versions.
 import datetime
 import json
 import os
+import re
+import sys
 
 from absl import flags
 from ml_collections import config_flags
@@ -18,17 +20,24 @@ from cnnlab import bench, cli
 from cnnlab.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FAST_CONFIG = os.path.join(REPO, "experiments", "fast.py")
+# The default config depends on the mode, so it is picked from the raw command line before
+# absl parses it: absl registers the default config's --config.FIELD flags at definition.
+_TIMING_ACCURACY = any(re.match(r"--time[-_]to[-_]accuracy(=|$)", a) for a in sys.argv)
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(REPO, "experiments", "textbook.py"),
-    "experiment config file; override fields with --config.FIELD=value", lock_config=True)
+    "config", FAST_CONFIG if _TIMING_ACCURACY else os.path.join(REPO, "experiments", "textbook.py"),
+    "experiment config file (default experiments/textbook.py, or experiments/fast.py with "
+    "--time_to_accuracy); override fields with --config.FIELD=value", lock_config=True)
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["32", "128"], "batch sizes to measure")
 _AGAINST = flags.DEFINE_enum("against", "torch", ["torch", "none"], "baseline to interleave")
 _REPEATS = flags.DEFINE_integer("repeats", None, "interleaved rounds per batch size (default "
                                  "5), or runs per cache state with --time_to_accuracy (default 3)")
-FAST_CONFIG = os.path.join(REPO, "experiments", "fast.py")
 _TIME_TO_ACCURACY = flags.DEFINE_float(
     "time_to_accuracy", None, "instead of throughput: seconds from a cold process until the "
     "test accuracy first reaches this value (median of --repeats, default 3)")
+_SEEDS_VS_SEQUENTIAL = flags.DEFINE_integer(
+    "seeds_vs_sequential", None, "instead of throughput: wall time of this many seeds of "
+    "--config trained as one vmapped program vs one fresh process per seed")
 _OUT = flags.DEFINE_string("out", None, "JSON path (default bench/results/<UTC timestamp>.json)")
 
 
@@ -43,15 +52,20 @@ def main(argv):
   stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
   out = _OUT.value or os.path.join("bench", "results", f"{stamp}.json")
   cli.writable_dir(os.path.dirname(out) or ".", "out")
+  cli.require(_TIME_TO_ACCURACY.value is None or _SEEDS_VS_SEQUENTIAL.value is None,
+              "--time_to_accuracy and --seeds_vs_sequential are separate measurements; "
+              "pass one of them")
   if _TIME_TO_ACCURACY.value is not None:
     return _time_to_accuracy(out)
+  if _SEEDS_VS_SEQUENTIAL.value is not None:
+    return _seeds_vs_sequential(out)
   if _AGAINST.value == "torch":
     try:
       import torch  # noqa: F401
     except ImportError:
       raise UserError("--against=torch needs PyTorch (pip install torch, CPU build); "
                       "or pass --against=none") from None
-  config = cli.load_config(_CONFIG)
+  config = _checked(cli.load_config(_CONFIG))
   result = bench.compare(config, sizes, _AGAINST.value, _REPEATS.value or 5)
   result["config"] = config_flags.get_config_filename(flags.FLAGS["config"])
   _write(out, result, bench.format_table(result))
@@ -62,14 +76,34 @@ def _time_to_accuracy(out):
   target = _TIME_TO_ACCURACY.value
   cli.require(0.0 < target < 1.0, f"--time_to_accuracy={target} must be an accuracy in (0, 1), "
               "e.g. 0.91")
-  if not flags.FLAGS["config"].present:  # the recipe tuned for this measurement
-    flags.FLAGS["config"].parse(FAST_CONFIG)
-  config = cli.load_config(_CONFIG)
+  config = _checked(cli.load_config(_CONFIG))
   result = time_to_accuracy.measure(config, target, _REPEATS.value or 3,
                                     log=lambda line: print(line, flush=True))
   result.update(config=config_flags.get_config_filename(flags.FLAGS["config"]),
                 machine=bench.machine_info())
   _write(out, result, time_to_accuracy.format_table(result))
+
+
+def _seeds_vs_sequential(out):
+  n = _SEEDS_VS_SEQUENTIAL.value
+  cli.require(n >= 2, f"--seeds_vs_sequential={n} must be at least 2, e.g. 8")
+  config = _checked(cli.load_config(_CONFIG))
+  result = bench.seeds_vs_sequential(config, n, log=lambda line: print(line, flush=True))
+  result.update(config=config_flags.get_config_filename(flags.FLAGS["config"]),
+                machine=bench.machine_info())
+  _write(out, result, f"{n} seeds: one vmapped program {result['vmapped_s']:.1f} s, "
+         f"{n} sequential runs {result['sequential_s']:.1f} s: {result['speedup']:.2f}x")
+
+
+def _checked(config):
+  """Config mistakes as one line here, before any child process starts (none compiles)."""
+  from cnnlab import data, steps
+  from cnnlab.config_check import check_config
+  from cnnlab.models import create_model_from_config
+  check_config(config)
+  create_model_from_config(config.model, len(data.class_names(config.dataset)))
+  steps.make_optimizer(config.optimizer, 1)
+  return config
 
 
 def _write(out, result, table):

@@ -9,7 +9,7 @@ pooling gradient, and the average pool makes the head tiny (4w * classes weights
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnlab.models.layers import Taps, max_pool
+from cnnlab.models.layers import Conv, Taps, max_pool
 
 
 class VGGSmall(nn.Module):
@@ -24,7 +24,7 @@ class VGGSmall(nn.Module):
     for block, width in enumerate((self.width, 2 * self.width, 4 * self.width), start=1):
       for i in (1, 2):
         name = f"conv{block}_{i}"
-        x = nn.Conv(width, (3, 3), padding="SAME", use_bias=False, name=name)(x)
+        x = Conv(width, (3, 3), padding="SAME", use_bias=False, name=name)(x)
         x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                          name=f"bn{block}_{i}")(x)
         x = tap(name, nn.relu(x))
