@@ -52,6 +52,15 @@ def _quiet_disk_full(record):
 logging.getLogger("absl").addFilter(_quiet_disk_full)
 
 
+def _quiet_orphaned_reads(record):
+  """Drop asyncio's "Task exception was never retrieved" for the reads a failed restore leaves
+  behind (Orbax starts one per array); the restore's own error is reported in one line."""
+  return not str(record.msg).startswith("Task exception was never retrieved")
+
+
+logging.getLogger("asyncio").addFilter(_quiet_orphaned_reads)
+
+
 def _quiet_closed_loop():
   """After a failed restore, TensorStore completes orphaned reads into Orbax's closed event
   loop, and each prints a traceback ("Event loop is closed"); the one-line warning suffices.

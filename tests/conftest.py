@@ -55,3 +55,11 @@ def smoke_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("smoke_run"))
   results = train_and_evaluate(smoke_config(), workdir, log=lambda *a: None)
   return workdir, results
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+  """Tests inspect returned figures without saving them; close them so none accumulate."""
+  yield
+  if "matplotlib.pyplot" in sys.modules:
+    sys.modules["matplotlib.pyplot"].close("all")
