@@ -136,7 +136,7 @@ def compare(config, batch_sizes=(32, 128), against="torch", repeats=5, images_pe
   runners = {}
   for bs in batch_sizes:
     jt = JaxTrainer(config, bs)
-    jt.compile_seconds()
+    jt.compile_seconds()  # the first step (compile); timed in fresh processes above
     rec = {"batch_size": bs, "compile_s": compiles[bs]["cold"],
            "compile_s_cached": compiles[bs]["cached"], "flops_per_image": jt.flops_per_image()}
     jt.run(5)
