@@ -38,7 +38,7 @@ def run(config, target, log=print, t0=None):
   spe = len(images) // config.batch_size
   _, state = runs.build(config, spe)
   train_batch = train.make_train_batch(config, spe)
-  order_fn = jax.jit(lambda step, rng: steps.epoch_permutation(rng, step // spe, len(images)))
+  order_fn = train.make_epoch_order(spe, len(images))
   images, labels = jax.device_put((images, labels))
   sums = steps.zero_sums()
   history = []
@@ -64,29 +64,28 @@ def _child(cache_dir, config, target):
 def measure(config, target, repeats=3, log=print):
   """`repeats` cold-cache and `repeats` warm-cache runs, interleaved; the JSON record."""
   runs_ = {"cold": [], "warm": []}
+
+  def record(kind, result):
+    runs_[kind].append(result)
+    reached = result["reached_s"]
+    log(f"{kind} cache, run {len(runs_[kind])}/{repeats}: "
+        + (f"{target} reached after epoch {result['epoch']} at {reached:.1f} s" if reached
+           else f"{target} not reached in {len(result['history'])} epochs "
+                f"(best {max(h['test_accuracy'] for h in result['history']):.4f})"))
+
   with tempfile.TemporaryDirectory() as warm:
     for r in range(repeats):
-      kinds = ("cold", "warm") if r else ("warm_fill", "warm")
-      for kind in kinds:
-        if kind == "cold":
-          with tempfile.TemporaryDirectory() as empty:
-            result = _child(empty, config, target)
-        else:  # the first run fills the warm cache, so it is a cold run too
-          result = _child(warm, config, target)
-          kind = "cold" if kind == "warm_fill" else kind
-        runs_[kind].append(result)
-        reached = result["reached_s"]
-        log(f"{kind} cache, run {len(runs_[kind])}/{repeats}: "
-            + (f"{target} reached after epoch {result['epoch']} at {reached:.1f} s" if reached
-               else f"{target} not reached in {len(result['history'])} epochs "
-                    f"(best {max(h['test_accuracy'] for h in result['history']):.4f})"))
+      with tempfile.TemporaryDirectory() as empty:  # the first cold run fills the warm cache
+        record("cold", _child(warm if r == 0 else empty, config, target))
+      record("warm", _child(warm, config, target))
   summary = {}
   for kind, results in runs_.items():
     times = [r["reached_s"] for r in results]
+    done = None not in times
     summary[kind] = {"runs": results, "reached": sum(t is not None for t in times),
-                     "median_s": statistics.median(times) if None not in times else None,
-                     "min_s": min(times) if None not in times else None,
-                     "max_s": max(times) if None not in times else None}
+                     "median_s": statistics.median(times) if done else None,
+                     "min_s": min(times) if done else None,
+                     "max_s": max(times) if done else None}
   return {"target": target, "repeats": repeats, **summary}
 
 

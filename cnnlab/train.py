@@ -130,9 +130,7 @@ def _run(config, workdir, resume, log):
   images, labels = jax.device_put((train_images, train_labels), replicated)
   state, sums = jax.device_put((state, sums), replicated)
   train_batch = make_train_batch(config, spe, seeds, parallel.batch_sharded(mesh))
-  def epoch_order(step, rng):  # this epoch's permutation, from (rng, epoch) alone
-    return steps.epoch_permutation(rng, step // spe, len(train_images))
-  order_fn = jax.jit(jax.vmap(epoch_order) if seeds else epoch_order)
+  order_fn = make_epoch_order(spe, len(train_images), seeds)
   guard = config.transfer_guard or "allow"
   stop = _StopFlag()
   t_start = time.time() - meta.get("train_wall_time_s", 0.0)  # time before a resume counts
@@ -187,6 +185,13 @@ def make_train_batch(config, steps_per_epoch, seeds=0, batch_sharding=None):
                                 label_smoothing=config.label_smoothing,
                                 skip_nonfinite=config.skip_nonfinite_updates,
                                 augment_config=_augment_config(config))
+
+
+def make_epoch_order(steps_per_epoch, num_examples, seeds=0):
+  """jit((step, rng) -> the permutation of the epoch holding `step`), vmapped over seeds."""
+  def epoch_order(step, rng):  # from (rng, epoch) alone, so a resume replays it
+    return steps.epoch_permutation(rng, step // steps_per_epoch, num_examples)
+  return jax.jit(jax.vmap(epoch_order) if seeds else epoch_order)
 
 
 def _augment_config(config):

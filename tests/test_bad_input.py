@@ -101,6 +101,12 @@ def cases(g):
       "bench: batch size 0": (["bench", "--batch_sizes=0"], ["batch_sizes"], None),
       "bench: batch sizes not numbers": (["bench", "--batch_sizes=abc"], ["batch_sizes"], None),
       "bench: unknown baseline": (["bench", "--against=tensorflow"], ["against"], None),
+      "bench: target above 1": (["bench", "--time-to-accuracy=1.5"], ["time_to_accuracy"], None),
+      "bench: target 0": (["bench", "--time_to_accuracy=0"], ["time_to_accuracy"], None),
+      "bench: one seed": (["bench", "--seeds_vs_sequential=1"], ["seeds_vs_sequential"], None),
+      "bench: two modes": (["bench", "--time_to_accuracy=0.9", "--seeds_vs_sequential=2"], ["one of them"], None),
+      "bench: unknown model (timing)": (["bench", "--time_to_accuracy=0.9", "--config.model.name=resnet"], ["unknown model"], None),
+      "bench: unknown model": (["bench", "--against=none", "--config.model.name=resnet"], ["unknown model"], None),
       # sweep
       "sweep: no '='": (["sweep", SMOKE, "--sweep=config.seed", f"--workdir={g}/sw1"], ["config.seed"], None),
       "sweep: unknown key": (["sweep", SMOKE, "--sweep=config.optimizer.lr=1,2", f"--workdir={g}/sw2"], ["learning_rate"], None),
