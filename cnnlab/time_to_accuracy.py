@@ -40,13 +40,16 @@ def run(config, target, log=print, t0=None):
   train_batch = train.make_train_batch(config, spe)
   order_fn = train.make_epoch_order(spe, len(images))
   images, labels = jax.device_put((images, labels))
+  flip_tta = config.get("eval_flip_tta", False)
+  eval_compiled = train.precompile_evaluation(state, test, 0, flip_tta)
   sums = steps.zero_sums()
   history = []
   for epoch in range(1, config.num_epochs + 1):
     order = order_fn(state.step, state.rng)
     for _ in range(spe):
       state, sums = train_batch(state, sums, images, labels, order)
-    accuracy = train.evaluate(state, test, 0, config.get("eval_flip_tta", False))["accuracy"]
+    eval_compiled.join()
+    accuracy = train.evaluate(state, test, 0, flip_tta)["accuracy"]
     history.append({"epoch": epoch, "test_accuracy": accuracy, "s": time.time() - t0})
     log(f"epoch {epoch}: test accuracy {accuracy:.4f} at {history[-1]['s']:.1f} s")
     if accuracy >= target:

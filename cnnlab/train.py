@@ -39,15 +39,27 @@ def evaluate(state, batches, seeds=0, flip_tta=False):
 
   Values are floats, or arrays with one entry per seed for a stacked multi-seed state.
   """
-  accumulate, zeros = steps.eval_accumulate_fn(seeds, flip_tta)
-  sums = zeros()
-  if isinstance(state.step, jax.Array):  # put the sums where the state lives (explicitly)
-    sums = jax.device_put(sums, state.step.sharding)
+  accumulate, sums = _eval_program(state, seeds, flip_tta)
   for batch in batches:
     sums = accumulate(state, sums, batch)
   sums = jax.device_get(sums)
   out = {"loss": sums["loss"] / sums["count"], "accuracy": sums["correct"] / sums["count"]}
   return {k: float(v) if not seeds else np.asarray(v, np.float64) for k, v in out.items()}
+
+
+def precompile_evaluation(state, batches, seeds=0, flip_tta=False):
+  """Compile evaluate's program on a background thread; join it before calling evaluate."""
+  accumulate, sums = _eval_program(state, seeds, flip_tta)
+  return steps.precompile(accumulate, state, sums, batches[0])
+
+
+def _eval_program(state, seeds, flip_tta):
+  """(jitted accumulate, zero sums placed where the state lives)."""
+  accumulate, zeros = steps.eval_accumulate_fn(seeds, flip_tta)
+  sums = zeros()
+  if isinstance(state.step, jax.Array):  # explicitly: allowed under the transfer guard
+    sums = jax.device_put(sums, state.step.sharding)
+  return accumulate, sums
 
 
 class _StopFlag:
@@ -131,6 +143,8 @@ def _run(config, workdir, resume, log):
   state, sums = jax.device_put((state, sums), replicated)
   train_batch = make_train_batch(config, spe, seeds, parallel.batch_sharded(mesh))
   order_fn = make_epoch_order(spe, len(train_images), seeds)
+  eval_compiled = precompile_evaluation(state, val_batches, seeds,
+                                        config.get("eval_flip_tta", False))
   guard = config.transfer_guard or "allow"
   stop = _StopFlag()
   t_start = time.time() - meta.get("train_wall_time_s", 0.0)  # time before a resume counts
@@ -152,6 +166,7 @@ def _run(config, workdir, resume, log):
       # (stopping here would resume with this epoch's sums but never record the epoch)
       if stop.signum is not None and _step(state) % spe:
         _save_interrupted(mngr, state, sums, meta, workdir, stop.signum, log)
+      eval_compiled.join()
       with jax.transfer_guard(guard):
         val = evaluate(state, val_batches, seeds, config.get("eval_flip_tta", False))
       train = jax.device_get(sums)

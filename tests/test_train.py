@@ -1,6 +1,8 @@
 """Training: the pure step, compile-once, exact evaluation, checkpoints, resume, determinism."""
 
+import functools
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -10,9 +12,11 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from cnnlab import checkpoint, data, runs, steps
+from cnnlab.models import create_model
 from cnnlab.train import eval_batches, evaluate, train_and_evaluate
 from conftest import DATA_DIR, REPO, needs_data, smoke_config
 
@@ -197,3 +201,31 @@ def test_host_reads_per_epoch_do_not_grow_with_the_number_of_steps(tmp_path, mon
   # the checkpoint (Orbax reads each leaf of state + sums; the digest reads them again).
   leaves = len(jax.tree.leaves((runs.build(smoke_config())[1], steps.zero_sums())))
   assert 0 < per_epoch <= 3 * leaves + 10, (counts, leaves)
+
+
+@pytest.mark.parametrize("name", ["textbook_cnn", "vgg_small"])  # glorot-uniform, truncated normal
+def test_initialisation_compiled_for_speed_draws_the_same_bits(name):
+  """create_train_state compiles init with run_once_options: the values must not change."""
+  model = create_model(name)
+  state = steps.create_train_state(model, optax.sgd(0.1), jax.random.PRNGKey(7), (28, 28, 1))
+  init_rng, _ = jax.random.split(jax.random.PRNGKey(7))
+  reference = jax.jit(functools.partial(model.init, train=False))(  # XLA's default options
+      init_rng, jnp.zeros((1, 28, 28, 1), jnp.float32))["params"]
+  jax.tree.map(np.testing.assert_array_equal, state.params, reference)
+
+
+def test_precompile_fills_the_cache_the_call_uses():
+  """A background compile is reused by the call (no second compile), and it gives one result."""
+  f = jax.jit(lambda x: jnp.tanh(x) @ x.T)
+  x = jnp.arange(12.0).reshape(3, 4)
+  steps.precompile(f, x).join()
+  records, handler, logger = [], logging.Handler(), logging.getLogger("jax._src.dispatch")
+  handler.emit = records.append
+  logger.addHandler(handler)
+  try:
+    with jax.log_compiles(True):
+      y = f(x)
+  finally:
+    logger.removeHandler(handler)
+  assert not [r for r in records if "XLA compilation" in r.getMessage()], records
+  np.testing.assert_allclose(y, np.tanh(x) @ np.asarray(x).T, rtol=1e-6)
