@@ -5,7 +5,6 @@ can be jitted once, vmapped over seeds, sharded over devices and tested in isola
 """
 
 import functools
-import threading
 from typing import Any
 
 import jax
@@ -75,26 +74,6 @@ def create_train_state(model, tx, rng, input_shape):
     return state.replace(step=jnp.zeros((), jnp.int32))  # an array, so it never retraces
 
   return jax.jit(create, compiler_options=run_once_options())(rng)
-
-
-def precompile(jitted, *args):
-  """Compile `jitted` for the arguments of its first call, on a background thread.
-
-  XLA compiles without holding the GIL, so on a 2-core CPU the evaluation program compiles
-  while the main thread compiles the training step. Pass the arrays themselves: their
-  shardings (committed or not) are part of what the call will look up. Join the thread
-  before that call (a call during the compile compiles again); errors resurface there.
-  """
-
-  def compile_quietly():
-    try:
-      jitted.lower(*args).compile()
-    except Exception:  # pylint: disable=broad-except  (the real call reports it)
-      pass
-
-  thread = threading.Thread(target=compile_quietly, daemon=True)
-  thread.start()
-  return thread
 
 
 def to_float(images):

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import signal
+import threading
 import time
 
 import jax
@@ -47,10 +48,30 @@ def evaluate(state, batches, seeds=0, flip_tta=False):
   return {k: float(v) if not seeds else np.asarray(v, np.float64) for k, v in out.items()}
 
 
+def precompile(jitted, *args):
+  """Compile `jitted` for the arguments of its first call, on a background thread.
+
+  XLA compiles without holding the GIL, so on a 2-core CPU the evaluation program compiles
+  while the main thread compiles the training step. Pass the arrays themselves: their
+  shardings (committed or not) are part of what the call will look up. Join the thread
+  before that call (a call during the compile compiles again); errors resurface there.
+  """
+
+  def compile_quietly():
+    try:
+      jitted.lower(*args).compile()
+    except Exception:  # pylint: disable=broad-except  (the real call reports it)
+      pass
+
+  thread = threading.Thread(target=compile_quietly, daemon=True)
+  thread.start()
+  return thread
+
+
 def precompile_evaluation(state, batches, seeds=0, flip_tta=False):
   """Compile evaluate's program on a background thread; join it before calling evaluate."""
   accumulate, sums = _eval_program(state, seeds, flip_tta)
-  return steps.precompile(accumulate, state, sums, batches[0])
+  return precompile(accumulate, state, sums, batches[0])
 
 
 def _eval_program(state, seeds, flip_tta):

@@ -17,7 +17,7 @@ import pytest
 
 from cnnlab import checkpoint, data, runs, steps
 from cnnlab.models import create_model
-from cnnlab.train import eval_batches, evaluate, train_and_evaluate
+from cnnlab.train import eval_batches, evaluate, precompile, train_and_evaluate
 from conftest import DATA_DIR, REPO, needs_data, smoke_config
 
 
@@ -218,7 +218,7 @@ def test_precompile_fills_the_cache_the_call_uses():
   """A background compile is reused by the call (no second compile), and it gives one result."""
   f = jax.jit(lambda x: jnp.tanh(x) @ x.T)
   x = jnp.arange(12.0).reshape(3, 4)
-  steps.precompile(f, x).join()
+  precompile(f, x).join()
   records, handler, logger = [], logging.Handler(), logging.getLogger("jax._src.dispatch")
   handler.emit = records.append
   logger.addHandler(handler)
