@@ -214,18 +214,26 @@ def test_initialisation_compiled_for_speed_draws_the_same_bits(name):
   jax.tree.map(np.testing.assert_array_equal, state.params, reference)
 
 
+def _compile_log(fn, *args):
+  """(result, JAX's 'XLA compilation' log lines) of calling fn(*args)."""
+  records, handler, logger = [], logging.Handler(), logging.getLogger("jax")
+  handler.emit = records.append
+  logger.addHandler(handler)
+  try:
+    with jax.log_compiles(True):
+      out = fn(*args)
+  finally:
+    logger.removeHandler(handler)
+  return out, [r.getMessage() for r in records if "XLA compilation" in r.getMessage()]
+
+
 def test_precompile_fills_the_cache_the_call_uses():
   """A background compile is reused by the call (no second compile), and it gives one result."""
   f = jax.jit(lambda x: jnp.tanh(x) @ x.T)
   x = jnp.arange(12.0).reshape(3, 4)
   precompile(f, x).join()
-  records, handler, logger = [], logging.Handler(), logging.getLogger("jax._src.dispatch")
-  handler.emit = records.append
-  logger.addHandler(handler)
-  try:
-    with jax.log_compiles(True):
-      y = f(x)
-  finally:
-    logger.removeHandler(handler)
-  assert not [r for r in records if "XLA compilation" in r.getMessage()], records
+  y, compiles = _compile_log(f, x)
+  assert not compiles, compiles
   np.testing.assert_allclose(y, np.tanh(x) @ np.asarray(x).T, rtol=1e-6)
+  _, control = _compile_log(jax.jit(lambda x: jnp.cos(x) @ x.T), x)  # the log does show compiles
+  assert control, "no compile was logged for a fresh function: the check above proves nothing"
