@@ -65,8 +65,9 @@ class JaxTrainer:
     self.batch = {"image": jnp.asarray(rng.randint(0, 256, (batch_size, 28, 28, 1)), jnp.uint8),
                   "label": jnp.asarray(rng.randint(0, 10, batch_size), jnp.int32)}
     self.eval_batch = dict(self.batch, mask=jnp.ones(batch_size, bool))
-    self.train_step = jax.jit(steps.train_step, donate_argnums=0)
-    self.eval_step = jax.jit(steps.eval_step)
+    self.train_step = jax.jit(steps.train_step, donate_argnums=0,
+                              compiler_options=steps.compile_options())
+    self.eval_step = jax.jit(steps.eval_step, compiler_options=steps.compile_options())
 
   def compile_seconds(self):
     """Wall time of the first train step: trace + compile + run."""

@@ -204,14 +204,29 @@ def test_host_reads_per_epoch_do_not_grow_with_the_number_of_steps(tmp_path, mon
 
 
 @pytest.mark.parametrize("name", ["textbook_cnn", "vgg_small"])  # glorot-uniform, truncated normal
-def test_initialisation_compiled_for_speed_draws_the_same_bits(name):
-  """create_train_state compiles init with run_once_options: the values must not change."""
+def test_initialisation_with_compile_options_draws_the_same_bits(name):
+  """create_train_state compiles with steps.compile_options: the values must not change."""
   model = create_model(name)
   state = steps.create_train_state(model, optax.sgd(0.1), jax.random.PRNGKey(7), (28, 28, 1))
   init_rng, _ = jax.random.split(jax.random.PRNGKey(7))
   reference = jax.jit(functools.partial(model.init, train=False))(  # XLA's default options
       init_rng, jnp.zeros((1, 28, 28, 1), jnp.float32))["params"]
   jax.tree.map(np.testing.assert_array_equal, state.params, reference)
+
+
+@needs_data
+def test_training_with_compile_options_gives_the_same_bits():
+  """Three Adam steps of the course CNN: cnnlab's XLA options vs XLA's defaults, bit for bit."""
+  _, state = runs.build(smoke_config())
+  batch = _real_batch()
+  fast = jax.jit(steps.train_step, compiler_options=steps.compile_options())
+  default = jax.jit(steps.train_step)
+  a = b = state
+  for _ in range(3):
+    a, _ = fast(a, batch)
+    b, _ = default(b, batch)
+  jax.tree.map(np.testing.assert_array_equal, (a.params, a.opt_state), (b.params, b.opt_state))
+  assert steps.compile_options() == {"xla_backend_optimization_level": 1}  # CPU: it is in use
 
 
 def _compile_log(fn, *args):
