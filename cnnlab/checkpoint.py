@@ -106,8 +106,13 @@ def manager(workdir, read_only=False):
   options = ocp.CheckpointManagerOptions(preservation_policy=policy, create=not read_only,
                                          cleanup_tmp_directories=not read_only,
                                          read_only=read_only)
-  return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, CHECKPOINTS)),
+  mngr = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, CHECKPOINTS)),
                                item_names=("state", "meta"), options=options)
+  # Orbax removes old temporary directories on a background thread. Wait for it: a run that
+  # exits right after (a bad --noresume, a resume of another model) raced the interpreter's
+  # shutdown and logged a traceback ("cannot schedule new futures after shutdown"; a CI flake).
+  getattr(mngr, "_maybe_await_cleanup_tmp_directory", lambda: None)()
+  return mngr
 
 
 def _disk_full_error(mngr, step):
