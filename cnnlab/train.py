@@ -164,8 +164,8 @@ def _run(config, workdir, resume, log):
   state, sums = jax.device_put((state, sums), replicated)
   train_batch = make_train_batch(config, spe, seeds, parallel.batch_sharded(mesh))
   order_fn = make_epoch_order(spe, len(train_images), seeds)
-  eval_compiled = precompile_evaluation(state, val_batches, seeds,
-                                        config.get("eval_flip_tta", False))
+  flip_tta = config.get("eval_flip_tta", False)
+  eval_compiled = precompile_evaluation(state, val_batches, seeds, flip_tta)
   guard = config.transfer_guard or "allow"
   stop = _StopFlag()
   t_start = time.time() - meta.get("train_wall_time_s", 0.0)  # time before a resume counts
@@ -189,7 +189,7 @@ def _run(config, workdir, resume, log):
         _save_interrupted(mngr, state, sums, meta, workdir, stop.signum, log)
       eval_compiled.join()
       with jax.transfer_guard(guard):
-        val = evaluate(state, val_batches, seeds, config.get("eval_flip_tta", False))
+        val = evaluate(state, val_batches, seeds, flip_tta)
       train = jax.device_get(sums)
       elapsed = time.time() - t0
       if np.any(train["nonfinite"] > 0) and not config.skip_nonfinite_updates:
