@@ -171,7 +171,7 @@ def test_flip_tta_of_a_mirror_symmetric_input_equals_plain_logits():
   np.testing.assert_allclose(aug.flip_tta_logits(logits_fn, x), expected, rtol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["best", "fast", "lenet5"])
+@pytest.mark.parametrize("name", ["best", "fast", "lenet5", "inception_mini", "resnet_small"])
 def test_zoo_configs_are_valid_and_keep_validation(name):
   import importlib
   from cnnlab.config_check import check_config
