@@ -140,9 +140,10 @@ def _network_reachable(host="storage.googleapis.com", port=443, timeout=3.0):
 
 def _load_tfds(name, split, default_dir):
   """TFDS fallback; checks the network first so an offline machine fails in seconds."""
+  install = ("install the files (Debian: apt-get install dataset-fashion-mnist, or "
+             "./launch.sh setup) or " if name == "fashion_mnist" else "")  # the only package
   hint = (f"{name} not found in {default_dir} and TFDS cannot download it (offline); "
-          f"install the files (Debian: apt-get install dataset-{name.replace('_', '-')}, or "
-          f"./launch.sh setup) or pass --data_dir=DIR holding the IDX files")
+          f"{install}pass --data_dir=DIR holding the IDX files")
   if not _network_reachable():
     raise UserError(hint)
   try:

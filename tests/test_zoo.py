@@ -180,3 +180,24 @@ def test_zoo_configs_are_valid_and_keep_validation(name):
   assert 0 < config.validation_fraction < 1 and config.early_stopping_patience == 0
   assert set(config.augment) == {"crop_padding", "flip", "erase_prob"}
   assert not (config.dataset == "mnist" and config.augment.flip)  # digits are not symmetric
+
+
+def test_lenet5_reaches_099_on_mnist(tmp_path):
+  """The issue's LeNet-5 target: >= 0.99 test accuracy on MNIST with experiments/lenet5.py.
+
+  10 epochs (~6 min on a 2-core CPU). Skipped, with the reason, where MNIST cannot be reached
+  (no IDX files in /usr/share/datasets/mnist and TFDS offline), as on the machines that built
+  cnnlab: the number is still unmeasured.
+  """
+  import importlib
+  from cnnlab import data
+  from cnnlab.errors import UserError
+  from cnnlab.train import train_and_evaluate
+  try:
+    data.load_split("mnist", "test")
+  except UserError as err:
+    pytest.skip(f"MNIST cannot be reached here: {err}")
+  config = importlib.import_module("experiments.lenet5").get_config()
+  assert config.dataset == "mnist"
+  results = train_and_evaluate(config, str(tmp_path), log=lambda *a: None)
+  assert results["test_accuracy"] >= 0.99
