@@ -15,20 +15,10 @@ usage() {
 usage: ./launch.sh COMMAND [--flag=value ...]
 
   setup     create .venv, install cnnlab (pip install -e .[dev]) and the Fashion-MNIST files
-  train     train a config:      ./launch.sh train [--config=experiments/textbook.py] [--workdir=runs/NAME]
   test      run the test suite:  ./launch.sh test [pytest args]
-  summary   layer table:         ./launch.sh summary --model=textbook_cnn
-  conv      convolution calculator: ./launch.sh conv --image='[[1,2,3],[4,5,6],[7,8,9]]' --kernel='[[1,1],[1,1]]'
-  edges     edge masks on a real image: ./launch.sh edges --index=0
-  viz       figures of a run:    ./launch.sh viz --workdir=runs/textbook
-  predict   classify an image:   ./launch.sh predict --workdir=runs/textbook --index=0 --split=validation
-  sweep     grid of configs:     ./launch.sh sweep --config=... --sweep=config.optimizer.learning_rate=1e-3,3e-4
-  bench     throughput table:    ./launch.sh bench [--against=torch]
-            time to accuracy:    ./launch.sh bench --time-to-accuracy=0.91   (experiments/fast.py)
-            seeds in one program vs one process each: ./launch.sh bench --seeds_vs_sequential=8
-
-`./launch.sh COMMAND --help` lists a command's flags. CNNLAB_VENV picks another virtualenv.
 USAGE
+  ensure_setup >/dev/null
+  PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m cnnlab.cli --help | sed -n '4,$p'
 }
 
 die() { echo "launch.sh: error: $*" >&2; exit 2; }
@@ -66,10 +56,9 @@ case "$cmd" in
   help|-h|--help) usage ;;
   setup) setup; echo "ready: $VENV" ;;
   test) ensure_setup; cd "$ROOT"; exec "$PY" -m pytest "$@" ;;
-  train|summary|conv|edges|viz|predict|sweep|bench)
+  *)  # any other word is a command of cnnlab/cli/ (one file each); it says if there is none
     ensure_setup
     [ "$cmd" = train ] && install_data
     export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-    exec "$PY" -m experiments.main "$cmd" "$@" ;;
-  *) usage >&2; die "unknown command '$cmd'" ;;
+    exec "$PY" -m cnnlab.cli "$cmd" "$@" ;;
 esac

@@ -4,7 +4,8 @@ Usage (inside the jitted train step, before the forward pass):
 
     images = augment(jax.random.fold_in(aug_rng, step), batch["image"], config.augment)
 
-`config.augment` (a ConfigDict or dict; read at trace time, so it must hold Python values):
+`config.augment` (a ConfigDict or dict, checked by cnnlab.config; read at trace time, so it
+must hold Python values):
   crop_padding  P >= 0: zero-pad P pixels on every side, then crop a random HxW window per
                 image (a random shift by -P..P pixels in each axis; 0 = off).
   flip          True: mirror each image left-right with probability 1/2. Fine for clothes
@@ -23,7 +24,6 @@ its mirror image (test-time augmentation; only sensible where training used `fli
 import jax
 import jax.numpy as jnp
 
-from cnnlab.errors import UserError
 
 DEFAULT_ERASE_AREA = (0.02, 0.4)
 DEFAULT_ERASE_ASPECT = 0.3
@@ -33,7 +33,6 @@ def augment(rng, images, config_aug):
   """Randomly crop (pad-and-crop), flip and erase each image of an NHWC batch."""
   if not config_aug:
     return images
-  check_augment_config(config_aug)
   padding = int(config_aug.get("crop_padding", 0))
   flip = bool(config_aug.get("flip", False))
   erase_prob = float(config_aug.get("erase_prob", 0.0))
@@ -47,23 +46,6 @@ def augment(rng, images, config_aug):
     aspect = float(config_aug.get("erase_aspect", DEFAULT_ERASE_ASPECT))
     images = random_erase(erase_rng, images, erase_prob, area, aspect)
   return images
-
-
-def check_augment_config(config_aug):
-  """UserError for values augment cannot use (call it from config checks too: fails early)."""
-  padding = config_aug.get("crop_padding", 0)
-  if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
-    raise UserError(f"config.augment.crop_padding must be an integer >= 0, got {padding!r}")
-  prob = config_aug.get("erase_prob", 0.0)
-  if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0.0 <= prob <= 1.0:
-    raise UserError(f"config.augment.erase_prob must be in [0, 1], got {prob!r}")
-  lo, hi = config_aug.get("erase_area", DEFAULT_ERASE_AREA)
-  if not 0.0 < lo <= hi <= 1.0:
-    raise UserError(f"config.augment.erase_area must be (min, max) with 0 < min <= max <= 1, "
-                    f"got {(lo, hi)!r}")
-  aspect = config_aug.get("erase_aspect", DEFAULT_ERASE_ASPECT)
-  if not 0.0 < aspect <= 1.0:
-    raise UserError(f"config.augment.erase_aspect must be in (0, 1], got {aspect!r}")
 
 
 def random_crop(rng, images, padding):

@@ -39,6 +39,10 @@ def image_shape(name):
   return _spec(name)[1]
 
 
+def num_classes(name):
+  return len(_spec(name)[2])
+
+
 def read_idx(path, kind):
   """Read an IDX file (optionally gzipped), checking the magic number and the size.
 
@@ -83,7 +87,7 @@ def _idx_path(data_dir, split, kind):
   return None
 
 
-def load_idx_split(data_dir, split, num_classes=10, shape=(28, 28, 1)):
+def load_idx_split(data_dir, split, num_classes, shape):
   """(images uint8 (N,H,W,C), labels int32 (N,)) of one split from a directory of IDX files."""
   images_path = _idx_path(data_dir, split, "images")
   labels_path = _idx_path(data_dir, split, "labels")
@@ -163,8 +167,6 @@ def train_validation_split(num_examples, validation_fraction, seed):
   The same split as scikit-learn's `train_test_split(test_size=f, random_state=seed)`, which
   the course used (seed 42): so "validation image 0" means the same picture as in the course.
   """
-  if not 0.0 < validation_fraction < 1.0:
-    raise UserError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
   order = np.random.RandomState(seed).permutation(num_examples)
   num_val = int(np.ceil(num_examples * validation_fraction))
   return order[num_val:], order[:num_val]

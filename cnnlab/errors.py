@@ -5,6 +5,10 @@ and keeps its traceback. It subclasses ValueError so library callers can catch i
 """
 
 import difflib
+import errno
+import sys
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class UserError(ValueError):
@@ -15,3 +19,16 @@ def closest(name, choices):
   """' (did you mean X?)' for the nearest of `choices`, or '' when nothing is near."""
   match = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
   return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def is_disk_full(err):
+  """True for "no space left" / "quota exceeded", as OSError or as text (TensorStore)."""
+  if isinstance(err, OSError) and err.errno in _DISK_FULL:
+    return True
+  text = str(err)
+  return "No space left on device" in text or "Disk quota exceeded" in text
+
+
+def warn(message):
+  """A warning line on stderr (warnings never go through a command's `log`)."""
+  print(message, file=sys.stderr, flush=True)

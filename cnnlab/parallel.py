@@ -9,15 +9,10 @@ all-reduce. One CPU, one GPU, 8 TPU cores or 8 GPUs run the same code; multi-hos
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from cnnlab.errors import UserError
-
 
 def make_mesh(num_devices=0):
   """A mesh over the first `num_devices` devices (0 = all) with one axis, "data"."""
-  devices = jax.devices()
-  if num_devices < 0 or num_devices > len(devices):
-    raise UserError(f"config.num_devices={num_devices} but {len(devices)} device(s) are "
-                    f"available ({devices[0].platform}); use 0 (all) or 1..{len(devices)}")
+  devices = jax.devices()  # the count was checked with the config (config.check_devices)
   return Mesh(devices[:num_devices or len(devices)], ("data",))
 
 
@@ -28,14 +23,6 @@ def replicated(mesh):
 def batch_sharded(mesh):
   """Leading (batch) axis split over the devices, the rest replicated."""
   return NamedSharding(mesh, P("data"))
-
-
-def check_divisible(batch_size, mesh, field):
-  n = mesh.devices.size
-  if batch_size % n:
-    raise UserError(f"config.{field}={batch_size} is not divisible by the {n} devices; use a "
-                    f"multiple of {n} (e.g. --config.{field}={max(n, batch_size // n * n)}) or "
-                    f"--config.num_devices=1")
 
 
 def stack_seeds(fn, seeds):

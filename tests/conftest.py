@@ -40,9 +40,9 @@ def smoke_config(**overrides):
 
 
 def run_cli(*args, timeout=600):
-  """Run `python -m experiments.main ARGS` as a user would; returns CompletedProcess."""
+  """Run `python -m cnnlab.cli ARGS` as a user would; returns CompletedProcess."""
   env = dict(os.environ, PYTHONPATH=REPO, CNNLAB_JAX_CACHE="")
-  return subprocess.run([sys.executable, "-m", "experiments.main", *args], cwd=REPO, env=env,
+  return subprocess.run([sys.executable, "-m", "cnnlab.cli", *args], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=timeout)
 
 

@@ -29,7 +29,7 @@ CASES = {
 
 def start(args):
   env = dict(os.environ, PYTHONPATH=ROOT, CNNLAB_JAX_CACHE="")
-  return subprocess.Popen([sys.executable, "-m", "experiments.main", *args], cwd=ROOT, env=env,
+  return subprocess.Popen([sys.executable, "-m", "cnnlab.cli", *args], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

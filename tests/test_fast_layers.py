@@ -1,4 +1,4 @@
-"""The CPU-tuned layers (layers.Conv, relu_max_pool) compute what nn.Conv and max_pool do."""
+"""The CPU-tuned layers (layers.Conv, pooling, image_groups) compute what the plain layers do."""
 
 import functools
 
@@ -9,9 +9,8 @@ import numpy as np
 import optax
 import pytest
 
-from cnnlab import steps
-from cnnlab.models import fast_conv
-from cnnlab.models.layers import Conv, Taps, relu_max_pool
+from cnnlab import ops
+from cnnlab.models.layers import Conv, Taps, image_groups, in_chunks, relu_max_pool
 from cnnlab.models.textbook_cnn import GLOROT, TextbookCNN
 
 PADDINGS = ["SAME", "VALID", ((0, 2), (1, 0)), 1]
@@ -21,13 +20,13 @@ def _close(a, b, tol=1e-5):
   np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("cin", [1, 8])  # 1: im2col kernel gradient; 8: plain lax
+@pytest.mark.parametrize("cin, features", [(1, 16), (1, 5), (8, 16)])  # im2col, lax, lax
 @pytest.mark.parametrize("strides", [1, 2])
 @pytest.mark.parametrize("padding", PADDINGS)
-def test_conv_matches_nn_conv(cin, strides, padding):
+def test_conv_matches_nn_conv(cin, features, strides, padding):
   x = jax.random.normal(jax.random.PRNGKey(1), (4, 9, 10, cin))
-  fast = Conv(5, (3, 3), strides=strides, padding=padding)
-  ref = nn.Conv(5, (3, 3), strides=strides, padding=padding)
+  fast = Conv(features, (3, 3), strides=strides, padding=padding)
+  ref = nn.Conv(features, (3, 3), strides=strides, padding=padding)
   params = ref.init(jax.random.PRNGKey(0), x)
   fast_params = fast.init(jax.random.PRNGKey(0), x)
   jax.tree.map(_close, fast_params, params)  # same names, shapes and init: checkpoints swap
@@ -42,10 +41,11 @@ def test_conv_matches_nn_conv(cin, strides, padding):
 def test_max_pool_matches_flax_forward_and_backward():
   x = jax.random.normal(jax.random.PRNGKey(3), (3, 8, 6, 4))  # continuous: no ties
   ref = lambda x: nn.max_pool(x, (2, 2), (2, 2))
-  _close(fast_conv.max_pool_2d(x), ref(x), 0)
+  pool = lambda x: ops.pool_nhwc(x, 2)  # tiled: reshape + max, first-maximum gradient
+  _close(pool(x), ref(x), 0)
   g = jax.random.normal(jax.random.PRNGKey(4), (3, 4, 3, 4))
   vjp = lambda f: jax.vjp(f, x)[1](g)[0]
-  _close(vjp(fast_conv.max_pool_2d), vjp(ref), 0)
+  _close(vjp(pool), vjp(ref), 0)
 
 
 def test_ties_after_relu_get_the_same_gradient():
@@ -58,7 +58,7 @@ def test_ties_after_relu_get_the_same_gradient():
   _close(relu_max_pool(x), ref(x), 0)
   _close(jax.vjp(relu_max_pool, x)[1](g)[0], jax.vjp(ref, x)[1](g)[0], 0)
   # The pool alone also matches flax on ties (first maximum in row-major window order).
-  _close(jax.vjp(fast_conv.max_pool_2d, x)[1](g)[0],
+  _close(jax.vjp(lambda x: ops.pool_nhwc(x, 2), x)[1](g)[0],
          jax.vjp(lambda x: nn.max_pool(x, (2, 2), (2, 2)), x)[1](g)[0], 0)
 
 
@@ -77,21 +77,36 @@ class StraightforwardCNN(nn.Module):
     return nn.Dense(10, kernel_init=GLOROT, name="output")(x)
 
 
+def _adam_losses(model, batch, steps=20):
+  """Losses of `steps` Adam steps (lr 1e-3, dropout on) on one batch of uint8 images."""
+  x = batch["image"].astype(jnp.float32) / 255.0
+  params = model.init(jax.random.PRNGKey(0), x[:1])["params"]
+  tx = optax.adam(1e-3)
+
+  @jax.jit
+  def step(params, opt, rng):
+    def loss_fn(p):
+      logits = model.apply({"params": p}, x, train=True, rngs={"dropout": rng})
+      return optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt = tx.update(grads, opt, params)
+    return optax.apply_updates(params, updates), opt, loss
+
+  opt, losses = tx.init(params), []
+  for i in range(steps):
+    params, opt, loss = step(params, opt, jax.random.PRNGKey(i))
+    losses.append(float(loss))
+  return losses
+
+
 def test_textbook_cnn_trains_like_the_straightforward_model():
   """20 Adam steps on one fixed batch: losses agree to 1e-4 relative (float32 reordering)."""
   rng = np.random.RandomState(0)
   pixels = rng.randint(0, 256, (16, 28, 28, 1)).astype(np.uint8)
   pixels[:, :4] = 0  # Fashion-MNIST-like black border: all-zero windows, ties everywhere
   batch = {"image": jnp.asarray(pixels), "label": jnp.asarray(rng.randint(0, 10, 16), jnp.int32)}
-  losses = {}
-  for name, model in (("fast", TextbookCNN()), ("ref", StraightforwardCNN())):
-    state = steps.create_train_state(model, optax.adam(1e-3), jax.random.PRNGKey(0), (28, 28, 1))
-    step = jax.jit(steps.train_step)
-    trace = []
-    for _ in range(20):
-      state, metrics = step(state, batch)
-      trace.append(float(metrics["loss"]))
-    losses[name] = trace
+  losses = {name: _adam_losses(model, batch)
+            for name, model in (("fast", TextbookCNN()), ("ref", StraightforwardCNN()))}
   assert losses["fast"][-1] < losses["fast"][0] * 0.8  # it learns the batch
   np.testing.assert_allclose(losses["fast"], losses["ref"], rtol=1e-4)
 
@@ -119,3 +134,42 @@ def test_grouped_trunk_is_traced_once_for_all_groups():
   assert len(calls) == 8
   assert len({id(e.params["jaxpr"]) for e in calls}) == 1  # the same trace, reused
   assert calls[0].outvars[0].aval.shape == (16, 7, 7, 64)  # one group through conv2 + pool
+
+
+def _trunk(x, conv1, conv2, tap):
+  return tap("pool2", relu_max_pool(conv2(tap("pool1", relu_max_pool(conv1(x))))))
+
+
+class GroupedTrunk(nn.Module):
+  """_trunk through image_groups, or unrolled per group (in_chunks), or plain (groups=1)."""
+  groups: int = 8
+  unrolled: bool = False
+
+  @nn.compact
+  def __call__(self, x):
+    layers = Conv(16, (3, 3), name="conv1"), Conv(8, (3, 3), name="conv2"), Taps(name="taps")
+    if self.unrolled:
+      return in_chunks(lambda x: _trunk(x, *layers), x, max_chunks=self.groups)
+    return image_groups(_trunk, layers, x, max_groups=self.groups)
+
+
+def test_image_groups_equal_unrolled_groups_and_the_plain_path():
+  """One shared trace = each group written out (bit for bit); = one plain batch (rounding)."""
+  x = jax.random.uniform(jax.random.PRNGKey(8), (40, 12, 12, 1))  # 5 groups of 8
+  w = jax.random.normal(jax.random.PRNGKey(9), (40, 3, 3, 8))
+  variables = GroupedTrunk().init(jax.random.PRNGKey(0), x[:1])
+  assert set(variables) == {"params"} and set(variables["params"]) == {"conv1", "conv2"}
+
+  def value_and_grads(model):
+    loss = lambda v, x: jnp.sum(jnp.sin(model.apply(v, x)) * w)
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(variables, x)
+
+  grouped = value_and_grads(GroupedTrunk())
+  jax.tree.map(lambda a, b: _close(a, b, 0), grouped, value_and_grads(GroupedTrunk(unrolled=True)))
+  jax.tree.map(_close, grouped, value_and_grads(GroupedTrunk(groups=1)))
+  # Recording taps runs the plain path, so the taps reach the caller (sown inside a group
+  # into the immutable collection, they are dropped without error).
+  y, state = GroupedTrunk().apply(variables, x, mutable=["intermediates"])
+  np.testing.assert_array_equal(state["intermediates"]["taps"]["pool2"][0], y)
+  assert state["intermediates"]["taps"]["pool1"][0].shape == (40, 6, 6, 16)
+  _close(GroupedTrunk().apply(variables, x), y)

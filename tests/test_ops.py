@@ -241,6 +241,36 @@ def test_pool_agrees_with_numpy_loop():
     np.testing.assert_allclose(y, numpy_pool(x, f, stride, pads, kind), atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["max", "min", "avg"])
+@pytest.mark.parametrize("window, stride, pads", [
+    ((2, 2), (2, 2), ((0, 0), (0, 0))),  # tiled: reshape + reduce
+    ((2, 2), (2, 2), ((0, 1), (1, 0))),  # tiled once padded
+    ((2, 3), (2, 3), ((0, 0), (0, 0))),  # tiled after cropping the rows VALID never reads
+    ((3, 3), (1, 1), ((1, 1), (1, 1))),  # inception's SAME 3x3: shifted views
+    ((3, 2), (2, 1), ((0, 0), (0, 0))),  # overlapping windows
+])
+def test_pool_nhwc_paths_equal_reduce_window(kind, window, stride, pads):
+  """Every fast path gives reduce_window's numbers; max/min gradients reach only maxima."""
+  x = jax.random.normal(jax.random.key(3), (2, 7, 8, 3))
+  full = ((0, 0),) + pads + ((0, 0),)
+  dims, st = (1, *window, 1), (1, *stride, 1)
+  if kind == "avg":
+    total = jax.lax.reduce_window(x, 0.0, jax.lax.add, dims, st, full)
+    ones = jnp.ones((1, 7, 8, 1))
+    ref = total / jax.lax.reduce_window(ones, 0.0, jax.lax.add, dims, st, full)
+  else:
+    init, op = (-jnp.inf, jax.lax.max) if kind == "max" else (jnp.inf, jax.lax.min)
+    ref = jax.lax.reduce_window(x, init, op, dims, st, full)
+  y = ops.pool_nhwc(x, window, stride, kind, pads)
+  np.testing.assert_array_equal(y, ref)
+  if kind != "avg":  # continuous input, no ties: the gradient of every path is reduce_window's
+    g = jax.random.normal(jax.random.key(4), y.shape)
+    grad = lambda f: jax.vjp(f, x)[1](g)[0]
+    np.testing.assert_allclose(grad(lambda x: ops.pool_nhwc(x, window, stride, kind, pads)),
+                               grad(lambda x: jax.lax.reduce_window(x, init, op, dims, st, full)),
+                               rtol=1e-6, atol=1e-6)
+
+
 def test_output_shapes_equal_the_shapes_formulas():
   for rng, size, f, stride, padding in random_cases(40, seed=5):
     x = jax.ShapeDtypeStruct((1, *size, 2), jnp.float32)

@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab import predict, steps
-from cnnlab.predict import classify
+from cnnlab.inspect import inputs, predict
+from cnnlab.train import step as step_lib
+from cnnlab.inspect.predict import classify
 from cnnlab.errors import UserError
 from conftest import run_cli
+
+SHAPE = (28, 28, 1)  # Fashion-MNIST's, as data.image_shape gives it
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +25,11 @@ def restored(smoke_run):
 
 def test_probabilities_sum_to_one_and_match_the_eval_logits(restored):
   config, _, state, _ = restored
-  images, _ = predict.dataset_images(config, "validation")
+  images, _ = inputs.dataset_images(config, "validation")
   probs = predict.probabilities(state, images[:37], batch_size=16)  # uneven last batch
   assert probs.shape == (37, 10)
   np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
-  expected = jax.nn.softmax(steps.logits_fn(state, images[:37]), axis=-1)
+  expected = jax.nn.softmax(step_lib.logits_fn(state, images[:37]), axis=-1)
   np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-7)
   top = predict.top_k(probs[0], predict.class_names(config), 3)
   assert [p for _, p in top] == sorted(probs[0], reverse=True)[:3]
@@ -36,7 +39,7 @@ def test_classify_by_index_and_korean_names(smoke_run, restored):
   config, _, state, _ = restored
   probs, names, x, what, label = classify(smoke_run[0], index=0, split="validation", lang="ko")
   assert names[8] == "가방" and label == 8 and what.startswith("validation image 0")
-  images, _ = predict.dataset_images(config, "validation")
+  images, _ = inputs.dataset_images(config, "validation")
   np.testing.assert_array_equal(x, images[:1])
   np.testing.assert_allclose(probs, predict.probabilities(state, images[:1])[0], rtol=1e-6)
 
@@ -55,23 +58,23 @@ def test_light_background_photos_are_inverted_cropped_and_resized(tmp_path):
   photo[50:90, 10:80] = (40, 30, 20)
   path = str(tmp_path / "photo.jpg")
   Image.fromarray(photo).save(path)
-  x, inverted = predict.load_image(path)
+  x, inverted = inputs.load_image(path, SHAPE)
   assert inverted and x.shape == (1, 28, 28, 1) and x.dtype == np.uint8
   assert x[0, 0, 0, 0] == 0 and x[0, 14, 14, 0] > 200  # black background, light object
   assert (x[0, :, :, 0] > 100).any(axis=0).all()  # the longest side fills the width
   dark = str(tmp_path / "dark.png")
   Image.fromarray(255 - photo).save(dark)
-  assert not predict.load_image(dark)[1]
-  assert predict.load_image(dark, invert="yes")[1]
+  assert not inputs.load_image(dark, SHAPE)[1]
+  assert inputs.load_image(dark, SHAPE, invert="yes")[1]
 
 
 def test_bad_pictures_and_indices_are_user_errors(smoke_run, tmp_path):
   text = tmp_path / "notes.png"
   text.write_text("this is not a picture")
   with pytest.raises(UserError, match="not an image"):
-    predict.load_image(str(text))
+    inputs.load_image(str(text), SHAPE)
   with pytest.raises(UserError, match="does not exist"):
-    predict.load_image(str(tmp_path / "missing.jpg"))
+    inputs.load_image(str(tmp_path / "missing.jpg"), SHAPE)
   with pytest.raises(UserError, match=r"out of range: the validation split has 512 images"):
     classify(smoke_run[0], index=512)
   with pytest.raises(UserError, match="unknown split"):

@@ -14,7 +14,11 @@ import jax.numpy as jnp
 import pytest
 from orbax.checkpoint._src.handlers import json_checkpoint_handler as jh
 
-from cnnlab import checkpoint, runs, steps
+from cnnlab import checkpoint
+from cnnlab.inspect import restore
+from cnnlab.train import state as state_lib
+from cnnlab import rundir
+from cnnlab.train import step as step_lib
 from cnnlab.errors import UserError
 from cnnlab.train import train_and_evaluate
 from conftest import DATA_DIR, REPO, needs_data, run_cli, smoke_config
@@ -32,12 +36,16 @@ def tiny(num_epochs=3, **overrides):
   return smoke_config(num_epochs=num_epochs, **TINY, **overrides)
 
 
+def _mngr(workdir):
+  return checkpoint.manager(rundir.Run(workdir).checkpoints_dir, read_only=True)
+
+
 def _steps(workdir):
-  return sorted(checkpoint.manager(workdir, read_only=True).all_steps())
+  return sorted(_mngr(workdir).all_steps())
 
 
 def _meta(workdir, step):
-  return checkpoint.manager(workdir, read_only=True).restore(step, args=checkpoint.ocp.args.Composite(
+  return _mngr(workdir).restore(step, args=checkpoint.ocp.args.Composite(
       meta=checkpoint.ocp.args.JsonRestore()))["meta"]
 
 
@@ -83,7 +91,7 @@ def test_leftover_tmp_directories_are_never_read_as_good(unfinished):
   ckpt = os.path.join(unfinished, "checkpoints")
   shutil.copytree(os.path.join(ckpt, "48"), os.path.join(ckpt, "64" + TMP))  # looks complete
   assert _steps(unfinished) == [32, 48]
-  _, _, state, _ = runs.restore(unfinished, which="latest")
+  _, _, state, _ = restore.load_run(unfinished, which="latest")
   assert int(state.step) == 48
 
 
@@ -107,15 +115,15 @@ def test_same_seed_same_bits_and_the_last_save_lands_despite_a_slow_disk(
 
 def test_sigterm_between_an_epochs_last_step_and_its_evaluation(ref, tmp_path, monkeypatch):
   """The signal lands after the epoch's last step: that epoch is still evaluated and saved."""
-  from cnnlab import train
-  bar = train.tqdm
+  from cnnlab.train import epochs
+  bar = epochs.tqdm
 
   def signal_after_epoch_1(iterable, **kwargs):
     yield from bar(iterable, **kwargs)
     if kwargs["desc"] == "epoch 1":
       os.kill(os.getpid(), signal.SIGTERM)
 
-  monkeypatch.setattr(train, "tqdm", signal_after_epoch_1)
+  monkeypatch.setattr(epochs, "tqdm", signal_after_epoch_1)
   workdir = str(tmp_path / "run")
   with pytest.raises(SystemExit, match=str(128 + signal.SIGTERM)):
     train_and_evaluate(tiny(), workdir, log=quiet)
@@ -163,14 +171,14 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(
   assert "checkpoint step 48" in warnings[0] and "unusable" in warnings[0], warnings
   assert "moved unusable checkpoint step 48" in warnings[1], warnings
   assert any("resuming" in l and "from step 32" in l for l in log), log
-  assert os.listdir(os.path.join(unfinished, checkpoint.UNUSABLE)) == ["48"]  # kept for a person
+  assert os.listdir(os.path.join(unfinished, rundir.UNUSABLE)) == ["48"]  # kept for a person
   _assert_same_run(unfinished, ref)  # epoch 3 retrained to the same bits
 
 
 def test_readers_fall_back_from_a_damaged_best_step_without_moving_it(unfinished, capsys):
-  """viz/predict read through runs.restore: read-only, so the damaged step stays put."""
+  """viz/predict read through restore.load_run: read-only, so the damaged step stays put."""
   DAMAGE["flipped bytes"](os.path.join(unfinished, "checkpoints", "48"))
-  _, _, state, _ = runs.restore(unfinished)  # 48 is the best (lowest val loss) and damaged
+  _, _, state, _ = restore.load_run(unfinished)  # 48 is the best (lowest val loss) and damaged
   assert int(state.step) == 32 and _steps(unfinished) == [32, 48]
   assert "best checkpoint step 48 is unusable" in capsys.readouterr().err
 
@@ -216,14 +224,14 @@ def test_huge_learning_rate_stops_with_the_step_and_a_hint(tmp_path):
 
 def _poison(monkeypatch, first, last):
   """NaN images for steps first..last-1: the real train_step then sees a NaN loss."""
-  real = steps.train_step
+  real = step_lib.train_step
 
   def poisoned(state, batch, **kwargs):
     bad = (state.step >= first) & (state.step < last)
-    images = jnp.where(bad, jnp.nan, steps.to_float(batch["image"]))
+    images = jnp.where(bad, jnp.nan, step_lib.to_float(batch["image"]))
     return real(state, dict(batch, image=images), **kwargs)
 
-  monkeypatch.setattr(steps, "train_step", poisoned)
+  monkeypatch.setattr(step_lib, "train_step", poisoned)
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
@@ -232,10 +240,9 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
   with pytest.raises(UserError, match=r"non-finite at step 21 \(epoch 2\).*learning rate"):
     train_and_evaluate(tiny(num_epochs=2), workdir, log=quiet)
   assert _steps(workdir) == [16]
-  tree, _ = checkpoint.restore_latest_good(checkpoint.manager(workdir, read_only=True),
-                                           {"state": runs.build(tiny())[1],
-                                            "sums": steps.zero_sums()})
-  assert int(tree["state"].step) == 16 and checkpoint.all_finite(tree["state"].params)
+  state, _, _ = checkpoint.restore_latest_good(_mngr(workdir), state_lib.build(tiny())[1],
+                                               step_lib.zero_sums())
+  assert int(state.step) == 16 and checkpoint.all_finite(state.params)
 
 
 def test_skip_nonfinite_updates_skips_and_counts(tmp_path, monkeypatch):
@@ -245,14 +252,14 @@ def test_skip_nonfinite_updates_skips_and_counts(tmp_path, monkeypatch):
   lines = [json.loads(l) for l in _read(workdir).splitlines()]
   assert [r["nonfinite_steps"] for r in lines] == [0, 3]
   assert all(jnp.isfinite(r["train_loss"]) for r in lines)
-  mngr = checkpoint.manager(workdir, read_only=True)
+  mngr = _mngr(workdir)
   for step in mngr.all_steps():  # every saved step passes digest + finiteness checks
-    checkpoint.restore(mngr, step, {"state": runs.build(tiny())[1], "sums": steps.zero_sums()})
+    checkpoint.restore(mngr, step, state_lib.build(tiny())[1], step_lib.zero_sums())
 
 
 def test_a_damaged_best_step_at_the_end_tests_the_final_weights_with_a_warning(
     tmp_path, monkeypatch, capsys):
-  def damaged(mngr, step, target):
+  def damaged(mngr, step, state, sums):
     raise ValueError("its contents do not match the digest saved with it")
   monkeypatch.setattr(checkpoint, "restore", damaged)
   workdir = str(tmp_path / "run")
@@ -264,9 +271,9 @@ def test_a_damaged_best_step_at_the_end_tests_the_final_weights_with_a_warning(
 
 
 def test_a_non_finite_state_is_never_checkpointed(tmp_path):
-  mngr = checkpoint.manager(str(tmp_path))
+  mngr = checkpoint.manager(str(tmp_path / "checkpoints"))
   with pytest.raises(UserError, match="non-finite weights at step 3"):
-    checkpoint.save(mngr, 3, {"w": jnp.array([1.0, jnp.inf])}, {})
+    checkpoint.save(mngr, 3, {"w": jnp.array([1.0, jnp.inf])}, {}, {})
   checkpoint.wait(mngr)
   assert mngr.all_steps() == [] and os.listdir(tmp_path / "checkpoints") == []
 
@@ -298,12 +305,12 @@ def test_disk_full_during_a_checkpoint_write_keeps_the_previous_one(
 
 def test_disk_full_in_the_json_writer_keeps_the_old_file(tmp_path, monkeypatch):
   path = str(tmp_path / "results.json")
-  checkpoint.write_json(path, {"old": 1})
+  rundir.write_json(path, {"old": 1})
 
   def full(*args, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-  monkeypatch.setattr(checkpoint.json, "dump", full)
+  monkeypatch.setattr(rundir.json, "dump", full)
   with pytest.raises(UserError, match="no space left on device while writing .*free space"):
-    checkpoint.write_json(path, {"new": 2})
-  assert checkpoint.read_json(path) == {"old": 1} and os.listdir(tmp_path) == ["results.json"]
+    rundir.write_json(path, {"new": 2})
+  assert rundir.read_json(path) == {"old": 1} and os.listdir(tmp_path) == ["results.json"]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cnnlab import checkpoint
+from cnnlab import rundir
 from conftest import REPO, needs_data, run_cli
 from test_reliability import TINY_FLAGS, _one_line_error
 
@@ -19,8 +19,9 @@ def test_second_run_on_a_locked_workdir_is_refused_naming_the_pid(tmp_path):
   workdir = str(tmp_path / "run")
   os.makedirs(workdir)
   holder = subprocess.Popen(
-      [sys.executable, "-c", "import sys, time; from cnnlab import checkpoint; "
-       "checkpoint.lock_workdir(sys.argv[1]); print('locked', flush=True); time.sleep(300)",
+      [sys.executable, "-c", "import sys, time; from cnnlab import rundir; "
+       "lock = rundir.locked(sys.argv[1]); lock.__enter__(); print('locked', flush=True); "
+       "time.sleep(300)",
        workdir], env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.PIPE, text=True)
   try:
     assert holder.stdout.readline().strip() == "locked"
@@ -30,9 +31,8 @@ def test_second_run_on_a_locked_workdir_is_refused_naming_the_pid(tmp_path):
     holder.kill()
     holder.wait()
   assert not os.path.exists(os.path.join(workdir, "checkpoints"))  # nothing interleaved
-  fd = checkpoint.lock_workdir(workdir)  # the dead holder's lock file is no obstacle
-  os.close(fd)
-  assert open(os.path.join(workdir, ".lock")).read().strip() == str(os.getpid())
+  with rundir.locked(workdir):  # the dead holder's lock file is no obstacle
+    assert open(os.path.join(workdir, ".lock")).read().strip() == str(os.getpid())
 
 
 # --- Deterministic GPU mode and flags ------------------------------------------------------
@@ -45,9 +45,8 @@ def fake(config, workdir, resume=True):
   print("XLA_FLAGS=" + os.environ.get("XLA_FLAGS", ""))
   print("backends initialised:", xla_bridge.backends_are_initialized())
 cnnlab.train.train_and_evaluate = fake
-from cnnlab import cli
-from cnnlab.commands import train
-cli.run(train.main, argv=["cnnlab train"] + sys.argv[1:])
+from cnnlab.cli import common, train
+common.run(train.main, argv=["cnnlab train"] + sys.argv[1:])
 """
 
 

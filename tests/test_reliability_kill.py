@@ -26,12 +26,12 @@ def wrap(f, name):  # blocks, so that the marks show where the time goes (not th
   def g(*a, **k):
     mark(name); out = jax.block_until_ready(f(*a, **k)); mark(name + "-done"); return out
   return g
-import cnnlab.train as t
+import cnnlab.train.epochs as t, cnnlab.train.step as s
 t.evaluate = wrap(t.evaluate, "eval")
-make = t.steps.make_train_batch
-t.steps.make_train_batch = lambda *a, **k: wrap(make(*a, **k), "step")
-from experiments import main
-sys.exit(main.main(["main", "train"] + sys.argv[1:]))
+make = s.make_train_batch
+s.make_train_batch = lambda *a, **k: wrap(make(*a, **k), "step")
+from cnnlab.cli.__main__ import main
+sys.exit(main(["cnnlab", "train"] + sys.argv[1:]))
 """
 
 

@@ -5,10 +5,11 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
-from cnnlab import parallel
+from cnnlab import config as config_lib
 from cnnlab.errors import UserError
 from cnnlab.train import train_and_evaluate
 from conftest import REPO, needs_data, smoke_config
@@ -42,7 +43,9 @@ def test_num_seeds_equals_separate_single_seed_runs(tmp_path):
 EIGHT_DEVICES = r"""
 import json, sys
 import jax
-from cnnlab import parallel, runs, steps
+from cnnlab import parallel
+from cnnlab.train import state as state_lib
+from cnnlab.train import step as step_lib
 from cnnlab.train import train_and_evaluate
 sys.path.insert(0, "tests")
 from conftest import smoke_config
@@ -54,10 +57,10 @@ for n in (1, 8):
   out[n] = [json.loads(l) for l in open(f"{sys.argv[1]}/d{n}/metrics.jsonl")]
 # The batch really is split over the 8 devices inside the compiled step.
 mesh = parallel.make_mesh(8)
-_, state = runs.build(smoke_config())
-fn = steps.make_train_batch(32, 4, batch_sharding=parallel.batch_sharded(mesh))
+_, state = state_lib.build(smoke_config())
+fn = step_lib.make_train_batch(32, 4, batch_sharding=parallel.batch_sharded(mesh))
 rep = parallel.replicated(mesh)
-args = jax.device_put((state, steps.zero_sums(), jax.numpy.zeros((128, 28, 28, 1), "uint8"),
+args = jax.device_put((state, step_lib.zero_sums(), jax.numpy.zeros((128, 28, 28, 1), "uint8"),
                        jax.numpy.zeros((128,), "int32"), jax.numpy.arange(128)), rep)
 hlo = fn.lower(*args).compile().as_text()  # the per-device program after partitioning
 out["per_device_conv1"] = "f32[4,28,28,32]" in hlo  # 32 images / 8 devices = 4 each
@@ -85,14 +88,12 @@ def test_eight_devices_give_the_same_loss_curve_as_one(tmp_path):
 
 
 def test_batch_not_divisible_by_devices_is_a_user_error():
-  mesh = parallel.make_mesh(1)
-  parallel.check_divisible(30, mesh, "batch_size")  # 1 device: anything goes
+  config_lib.check_devices(smoke_config(batch_size=30))  # 1 device: anything goes
   with pytest.raises(UserError, match="config.num_devices=3 but 1 device"):
-    parallel.make_mesh(3)
+    config_lib.check_devices(smoke_config(num_devices=3))
 
 
-def test_divisibility_message_names_the_fix():
-  class FakeMesh:  # the check only reads the device count
-    devices = np.zeros(8)
+def test_divisibility_message_names_the_fix(monkeypatch):
+  monkeypatch.setattr(jax, "devices", lambda: [jax.local_devices()[0]] * 8)  # the count only
   with pytest.raises(UserError, match="batch_size=30 is not divisible by the 8 devices.*24"):
-    parallel.check_divisible(30, FakeMesh, "batch_size")
+    config_lib.check_devices(smoke_config(batch_size=30))

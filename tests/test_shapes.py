@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from cnnlab import shapes
+from cnnlab.inspect import layers
 from cnnlab.errors import UserError
 from cnnlab.models import MODELS
 
@@ -45,6 +46,17 @@ def test_bad_sizes_are_user_errors(args, message):
     shapes.conv_output_size(*args)
 
 
+def test_padding_forms_follow_ops_resolve_padding():
+  assert shapes.conv_output_size(7, 3, padding="SAME") == 7  # any case, as in ops
+  assert shapes.pool_output_size(7, 3, stride=1, padding=[1, 1]) == 7
+  np.testing.assert_array_equal(shapes.pixel_usage(4, 3, padding="SAME"),
+                                shapes.pixel_usage(4, 3, padding=(1, 1)))
+  with pytest.raises(UserError, match=r"an int or a \(before, after\) pair, got \(1, 2, 3\)"):
+    shapes.conv_output_size(7, 3, padding=(1, 2, 3))
+  with pytest.raises(UserError, match="unknown padding 'full'"):
+    shapes.size_arithmetic(7, 3, padding="full")
+
+
 def test_conv_params_course_examples():
   assert shapes.conv_params(3, 5, 3) == 228
   assert shapes.conv_params(6, 5, 3) == 456
@@ -78,7 +90,7 @@ def test_size_arithmetic_lines():
 
 
 def test_textbook_cnn_summary():
-  s = shapes.summarize("textbook_cnn")
+  s = layers.summarize("textbook_cnn")
   assert [r["params"] for r in s["rows"]] == [320, 0, 18_496, 0, 0, 313_700, 0, 1_010]
   assert [r["shape"] for r in s["rows"]] == [
       (None, 28, 28, 32), (None, 14, 14, 32), (None, 14, 14, 64), (None, 7, 7, 64),
@@ -86,12 +98,12 @@ def test_textbook_cnn_summary():
   assert s["total"] == s["trainable"] == 333_526 and s["non_trainable"] == 0
   assert s["rows"][0]["flops"] == 2 * 9 * 32 * 28 * 28
   assert s["rows"][5]["flops"] == 2 * 3136 * 100
-  text = shapes.format_summary(s)
+  text = layers.format_summary(s)
   assert "Total params: 333,526" in text and "(None, 28, 28, 32)" in text
 
 
 def test_batchnorm_params_join_the_preceding_tap_and_stats_are_non_trainable():
-  s = shapes.summarize("fashion_cnn_bn")
+  s = layers.summarize("fashion_cnn_bn")
   first = s["rows"][0]
   assert first["layer"] == "conv1 +bn1" and first["params"] == 320 + 64
   assert s["rows"][3]["shape"] == (None, 6, 6, 64)  # 64*6*6 = 2304
@@ -101,17 +113,17 @@ def test_batchnorm_params_join_the_preceding_tap_and_stats_are_non_trainable():
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_model_summarizes_and_rows_add_up(name):
-  s = shapes.summarize(name)
+  s = layers.summarize(name)
   assert s["rows"] and sum(r["params"] for r in s["rows"]) == s["trainable"]
   assert s["rows"][-1]["shape"] == (None, 10)
 
 
 def test_summary_bad_model_or_input():
   with pytest.raises(UserError, match="did you mean 'textbook_cnn'"):
-    shapes.summarize("textbook_cn")
+    layers.summarize("textbook_cn")
   with pytest.raises(UserError, match="input shape"):
-    shapes.summarize("textbook_cnn", input_shape=(28, 28))
+    layers.summarize("textbook_cnn", input_shape=(28, 28))
   with pytest.raises(UserError, match="input shape"):
-    shapes.summarize("textbook_cnn", input_shape=(1, 1, 1))
+    layers.summarize("textbook_cnn", input_shape=(1, 1, 1))
   with pytest.raises(UserError, match="positive ints"):
-    shapes.summarize("textbook_cnn", input_shape=(0, 28, 1))
+    layers.summarize("textbook_cnn", input_shape=(0, 28, 1))

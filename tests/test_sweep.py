@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from cnnlab import sweep, sweep_report
+from cnnlab.sweep import grid, runner
+from cnnlab.sweep import report
 from cnnlab.errors import UserError
 from conftest import DATA_DIR, REPO, needs_data, smoke_config
 
@@ -31,13 +32,13 @@ def jax_cache(tmp_path_factory):
 
 def run_sweep(*args, cache=""):
   env = dict(os.environ, PYTHONPATH=REPO, CNNLAB_JAX_CACHE=cache)
-  return subprocess.run([sys.executable, "-m", "experiments.main", "sweep", *args], cwd=REPO,
+  return subprocess.run([sys.executable, "-m", "cnnlab.cli", "sweep", *args], cwd=REPO,
                         env=env, capture_output=True, text=True, timeout=300)
 
 
 # ------------------------------------------------------------------------- parsing (pure)
 def test_parse_grid_types_and_product():
-  axes = sweep.parse_grid(["config.optimizer.learning_rate=1e-3, 3e-4,1e-4",
+  axes = grid.parse_grid(["config.optimizer.learning_rate=1e-3, 3e-4,1e-4",
                            "config.model.dropout=0.3,0.4", "config.batch_size=16,32",
                            "config.skip_nonfinite_updates=true,False",
                            "config.optimizer.schedule=constant,cosine"], smoke_config())
@@ -45,22 +46,22 @@ def test_parse_grid_types_and_product():
   assert axes[2] == ("batch_size", [16, 32]) and type(axes[2][1][0]) is int
   assert axes[3] == ("skip_nonfinite_updates", [True, False])
   assert axes[4] == ("optimizer.schedule", ["constant", "cosine"])
-  points = sweep.expand_grid(axes[:2])
+  points = grid.expand_grid(axes[:2])
   assert len(points) == 6
   assert points[0] == {"optimizer.learning_rate": 1e-3, "model.dropout": 0.3}
   assert points[1] == {"optimizer.learning_rate": 1e-3, "model.dropout": 0.4}
-  assert sweep.point_names(points)[0] == "optimizer.learning_rate=0.001,model.dropout=0.3"
-  assert sweep.override_flags(points[2]) == ["--config.optimizer.learning_rate=0.0003",
+  assert grid.point_names(points)[0] == "optimizer.learning_rate=0.001,model.dropout=0.3"
+  assert grid.override_flags(points[2]) == ["--config.optimizer.learning_rate=0.0003",
                                              "--config.model.dropout=0.3"]
-  config = sweep.apply_point(smoke_config(), points[5])
+  config = grid.apply_point(smoke_config(), points[5])
   assert config.optimizer.learning_rate == 1e-4 and config.model.dropout == 0.4
   assert smoke_config().optimizer.learning_rate == 1e-3  # a copy
 
 
 def test_point_names_fall_back_to_numbers():
-  assert sweep.point_names([{"data_dir": "a/b"}, {"data_dir": "a_b"}]) == ["point000",
+  assert grid.point_names([{"data_dir": "a/b"}, {"data_dir": "a_b"}]) == ["point000",
                                                                            "point001"]
-  assert sweep.point_names([{"data_dir": "/x y"}]) == ["data_dir=_x_y"]
+  assert grid.point_names([{"data_dir": "/x y"}]) == ["data_dir=_x_y"]
 
 
 @pytest.mark.parametrize("expr, words", [
@@ -77,14 +78,14 @@ def test_point_names_fall_back_to_numbers():
 ])
 def test_bad_sweep_expressions(expr, words):
   with pytest.raises(UserError, match=words.replace("(", r"\(").replace(".", r"\.")):
-    sweep.parse_grid([expr], smoke_config())
+    grid.parse_grid([expr], smoke_config())
 
 
 def test_empty_grid_and_repeated_key():
   with pytest.raises(UserError, match="no --sweep"):
-    sweep.parse_grid([], smoke_config())
+    grid.parse_grid([], smoke_config())
   with pytest.raises(UserError, match="swept by two"):
-    sweep.parse_grid(["config.seed=1", "config.seed=2"], smoke_config())
+    grid.parse_grid(["config.seed=1", "config.seed=2"], smoke_config())
 
 
 # ------------------------------------------------------------------------- tables (pure)
@@ -94,9 +95,9 @@ def test_tables_rank_by_val_accuracy(tmp_path):
            "val_accuracy": v, "test_accuracy": v - 0.01, "best_epoch": 2, "epochs": 3,
            "wall_time_s": 75.0, "images_per_s": 1234.5, "exit_code": None, "error": ""}
           for d, v in ((0.2, 0.85), (0.3, 0.9))]
-  rows.append(sweep_report.point_row("model.dropout=0.4", {"model.dropout": 0.4}, str(tmp_path),
+  rows.append(report.point_row("model.dropout=0.4", {"model.dropout": 0.4}, str(tmp_path),
                               (1, "ValueError: boom | bang", 3.0)))
-  table = sweep_report.write_reports(str(tmp_path), keys, rows)
+  table = report.write_reports(str(tmp_path), keys, rows)
   lines = table.splitlines()
   assert lines[0] == ("| # | model.dropout | val acc | test acc | epochs | wall time | "
                       "images/s | status |")
@@ -121,11 +122,11 @@ def test_a_crash_fails_only_its_point(tmp_path):
   jobs = [_job(tmp_path, "good", "print('fine')"),
           _job(tmp_path, "bad", "import sys; print('warming up', file=sys.stderr); "
                                 "raise ValueError('boom')")]
-  outcomes, signum = sweep.run_points(jobs, parallel=2, log=lambda *a: None)
+  outcomes, signum = runner.run_points(jobs, parallel=2, log=lambda *a: None)
   assert signum is None
   assert outcomes["good"][0] == 0
   assert outcomes["bad"][:2] == (1, "ValueError: boom")
-  row = sweep_report.point_row("bad", {}, str(tmp_path / "bad"), outcomes["bad"])
+  row = report.point_row("bad", {}, str(tmp_path / "bad"), outcomes["bad"])
   assert (row["status"], row["exit_code"]) == ("failed", 1)
 
 
@@ -142,12 +143,12 @@ def test_ctrl_c_stops_children_and_starts_no_more(tmp_path):
 
   threading.Thread(target=interrupt, daemon=True).start()
   t0 = time.time()
-  outcomes, signum = sweep.run_points(jobs, parallel=2, log=lambda *a: None)
+  outcomes, signum = runner.run_points(jobs, parallel=2, log=lambda *a: None)
   assert signum == signal.SIGINT and time.time() - t0 < 30
   assert sorted(outcomes) == ["p0", "p1"]  # p2 never started
   assert all(code == 130 for code, _, _ in outcomes.values())
-  assert sweep_report.point_row("p0", {}, jobs[0][2], outcomes["p0"])["status"] == "interrupted"
-  assert sweep_report.point_row("p2", {}, jobs[2][2])["status"] == "pending"
+  assert report.point_row("p0", {}, jobs[0][2], outcomes["p0"])["status"] == "interrupted"
+  assert report.point_row("p2", {}, jobs[2][2])["status"] == "pending"
 
 
 # --------------------------------------------------------------------------- the command
@@ -219,4 +220,4 @@ def test_sweep_2x2_then_resume(tmp_path, jax_cache):
                                         ("batchsize", "batch_size")])
 def test_unknown_key_names_the_closest(key, meant):
   with pytest.raises(UserError, match=f"did you mean 'config.{meant}'"):
-    sweep.parse_grid([f"config.{key}=1"], smoke_config())
+    grid.parse_grid([f"config.{key}=1"], smoke_config())

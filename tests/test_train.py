@@ -15,9 +15,13 @@ import numpy as np
 import optax
 import pytest
 
-from cnnlab import checkpoint, data, runs, steps
+from cnnlab import checkpoint, compilation, data, rundir
+from cnnlab.inspect import restore
+from cnnlab.train import state as state_lib
+from cnnlab.train import step as step_lib
 from cnnlab.models import create_model
-from cnnlab.train import eval_batches, evaluate, precompile, train_and_evaluate
+from cnnlab.train import train_and_evaluate
+from cnnlab.train.evaluate import eval_batches, evaluate, precompile
 from conftest import DATA_DIR, REPO, needs_data, smoke_config
 
 
@@ -28,9 +32,9 @@ def _real_batch(n=64):
 
 @needs_data
 def test_train_step_lowers_the_loss_on_a_fixed_batch():
-  _, state = runs.build(smoke_config())
+  _, state = state_lib.build(smoke_config())
   batch = _real_batch()
-  step = jax.jit(steps.train_step)
+  step = jax.jit(step_lib.train_step)
   losses = []
   for _ in range(10):
     state, metrics = step(state, batch)
@@ -42,12 +46,12 @@ def test_train_step_lowers_the_loss_on_a_fixed_batch():
 @needs_data
 def test_train_batch_compiles_once_and_gathers_on_device():
   config = smoke_config()
-  _, state = runs.build(config)
+  _, state = state_lib.build(config)
   x, y = data.load_split("fashion_mnist", "train", DATA_DIR)
   images, labels = jax.device_put(x[:256]), jax.device_put(y[:256])
-  train_batch = steps.make_train_batch(32, 8)
-  order = steps.epoch_permutation(state.rng, 0, 256)
-  state, sums = jax.device_put((state, steps.zero_sums()))
+  train_batch = step_lib.make_train_batch(32, 8)
+  order = step_lib.epoch_permutation(state.rng, 0, 256)
+  state, sums = jax.device_put((state, step_lib.zero_sums()))
   with jax.transfer_guard("disallow"):  # nothing crosses host<->device inside the epoch
     for _ in range(8):
       state, sums = train_batch(state, sums, images, labels, order)
@@ -58,12 +62,12 @@ def test_train_batch_compiles_once_and_gathers_on_device():
 
 @needs_data
 def test_evaluation_pads_and_masks_so_every_image_counts_once():
-  _, state = runs.build(smoke_config())
+  _, state = state_lib.build(smoke_config())
   x, y = data.load_split("fashion_mnist", "test", DATA_DIR)
   x, y = x[:1003], y[:1003]  # not a multiple of the eval batch
-  logits = steps.logits_fn(state, jnp.asarray(x))
+  logits = step_lib.logits_fn(state, jnp.asarray(x))
   want_acc = float(jnp.mean(jnp.argmax(logits, -1) == y))
-  want_loss = float(jnp.mean(steps.cross_entropy(logits, jnp.asarray(y))))
+  want_loss = float(jnp.mean(step_lib.cross_entropy(logits, jnp.asarray(y))))
   got = evaluate(state, eval_batches(x, y, 100))
   assert got["accuracy"] == pytest.approx(want_acc, abs=1e-6)
   assert got["loss"] == pytest.approx(want_loss, rel=1e-5)
@@ -82,8 +86,9 @@ def test_smoke_run_writes_checkpoints_metrics_and_results(smoke_run):
 
 def test_restore_gives_the_same_eval_numbers(smoke_run):
   workdir, results = smoke_run
-  config, _, state, meta = runs.restore(workdir)
-  best = min(meta["history"], key=lambda r: r["val_loss"])
+  config, _, state, meta = restore.load_run(workdir)
+  best = checkpoint.best(rundir.Run(workdir).history())
+  assert best == min(rundir.Run(workdir).history(), key=lambda r: r["val_loss"])
   assert int(state.step) == best["step"] == results["best_step"]
   val = evaluate(state, eval_batches(*data.load_train_validation(config)["validation"], 256))
   assert val["loss"] == pytest.approx(best["val_loss"], rel=1e-6)
@@ -100,7 +105,7 @@ def test_rerunning_a_finished_workdir_does_not_retrain(smoke_run):
 
 
 def _final_digest(workdir):
-  mngr = checkpoint.manager(workdir, read_only=True)
+  mngr = checkpoint.manager(rundir.Run(workdir).checkpoints_dir, read_only=True)
   step = max(mngr.all_steps())
   return mngr.restore(step, args=checkpoint.ocp.args.Composite(
       meta=checkpoint.ocp.args.JsonRestore()))["meta"]["digest"]
@@ -110,7 +115,7 @@ def _final_digest(workdir):
 def test_sigterm_then_resume_equals_an_uninterrupted_run(smoke_run, tmp_path):
   """SIGTERM mid-epoch saves at the step boundary; the resumed run ends bit-identical."""
   workdir = str(tmp_path / "interrupted")
-  args = [sys.executable, "-m", "experiments.main", "train",
+  args = [sys.executable, "-m", "cnnlab.cli", "train",
           f"--config={REPO}/experiments/smoke.py", f"--workdir={workdir}",
           f"--data_dir={DATA_DIR}"]
   env = dict(os.environ, PYTHONPATH=REPO, CNNLAB_JAX_CACHE="")
@@ -137,23 +142,23 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(smoke_run, tmp_path):
 
 @needs_data
 def test_augmentation_in_the_step_is_deterministic_and_applied():
-  _, state = runs.build(smoke_config())
+  _, state = state_lib.build(smoke_config())
   batch = _real_batch(32)
   aug = {"crop_padding": 2, "flip": True, "erase_prob": 0.5}
-  plain = float(jax.jit(steps.train_step)(state, batch)[1]["loss"])
-  augmented = jax.jit(lambda s, b: steps.train_step(s, b, augment_config=aug))
+  plain = float(jax.jit(step_lib.train_step)(state, batch)[1]["loss"])
+  augmented = jax.jit(lambda s, b: step_lib.train_step(s, b, augment_config=aug))
   first, second = (float(augmented(state, batch)[1]["loss"]) for _ in range(2))
   assert first == second != plain  # same (rng, step) -> same crops; and they change the input
-  no_op = jax.jit(lambda s, b: steps.train_step(s, b, augment_config={}))
+  no_op = jax.jit(lambda s, b: step_lib.train_step(s, b, augment_config={}))
   assert float(no_op(state, batch)[1]["loss"]) == plain
 
 
 @needs_data
 def test_flip_tta_evaluation_counts_every_image():
-  _, state = runs.build(smoke_config())
+  _, state = state_lib.build(smoke_config())
   x, y = data.load_split("fashion_mnist", "test", DATA_DIR)
   got = evaluate(state, eval_batches(x[:300], y[:300], 128), flip_tta=True)
-  logits = steps.augment.flip_tta_logits(lambda im: steps.logits_fn(state, im), jnp.asarray(x[:300]))
+  logits = step_lib.augment.flip_tta_logits(lambda im: step_lib.logits_fn(state, im), jnp.asarray(x[:300]))
   assert got["accuracy"] == pytest.approx(float(jnp.mean(jnp.argmax(logits, -1) == y[:300])))
 
 
@@ -199,15 +204,15 @@ def test_host_reads_per_epoch_do_not_grow_with_the_number_of_steps(tmp_path, mon
   assert counts[512, 2] == counts[2048, 2], counts  # 4x the steps, not one read more
   # What an epoch does read: the step counter, the summed metrics and eval sums once, and
   # the checkpoint (Orbax reads each leaf of state + sums; the digest reads them again).
-  leaves = len(jax.tree.leaves((runs.build(smoke_config())[1], steps.zero_sums())))
+  leaves = len(jax.tree.leaves((state_lib.build(smoke_config())[1], step_lib.zero_sums())))
   assert 0 < per_epoch <= 3 * leaves + 10, (counts, leaves)
 
 
 @pytest.mark.parametrize("name", ["textbook_cnn", "vgg_small"])  # glorot-uniform, truncated normal
 def test_initialisation_with_compile_options_draws_the_same_bits(name):
-  """create_train_state compiles with steps.compile_options: the values must not change."""
+  """create_train_state compiles with compilation.compile_options: the values must not change."""
   model = create_model(name)
-  state = steps.create_train_state(model, optax.sgd(0.1), jax.random.PRNGKey(7), (28, 28, 1))
+  state = state_lib.create_train_state(model, optax.sgd(0.1), jax.random.PRNGKey(7), (28, 28, 1))
   init_rng, _ = jax.random.split(jax.random.PRNGKey(7))
   reference = jax.jit(functools.partial(model.init, train=False))(  # XLA's default options
       init_rng, jnp.zeros((1, 28, 28, 1), jnp.float32))["params"]
@@ -217,16 +222,16 @@ def test_initialisation_with_compile_options_draws_the_same_bits(name):
 @needs_data
 def test_training_with_compile_options_gives_the_same_bits():
   """Three Adam steps of the course CNN: cnnlab's XLA options vs XLA's defaults, bit for bit."""
-  _, state = runs.build(smoke_config())
+  _, state = state_lib.build(smoke_config())
   batch = _real_batch()
-  fast = jax.jit(steps.train_step, compiler_options=steps.compile_options())
-  default = jax.jit(steps.train_step)
+  fast = jax.jit(step_lib.train_step, compiler_options=compilation.compile_options())
+  default = jax.jit(step_lib.train_step)
   a = b = state
   for _ in range(3):
     a, _ = fast(a, batch)
     b, _ = default(b, batch)
   jax.tree.map(np.testing.assert_array_equal, (a.params, a.opt_state), (b.params, b.opt_state))
-  assert steps.compile_options() == {"xla_backend_optimization_level": 1}  # CPU: it is in use
+  assert compilation.compile_options() == {"xla_backend_optimization_level": 1}  # CPU: it is in use
 
 
 def _compile_log(fn, *args):

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab import predict, runs, viz
-from cnnlab.figures import write_figures
+from cnnlab import rundir
+from cnnlab.inspect import inputs, layers, plots, predict, restore
+from cnnlab.inspect.report import write_figures
+from cnnlab.train import state as state_lib
 from cnnlab.errors import UserError
 from cnnlab.models import MODELS
 from conftest import needs_data, run_cli, smoke_config
@@ -21,7 +23,7 @@ FIGURES = {"conv1_kernels.png", "conv1_hist.png", "feature_maps_conv1.png",
 
 @pytest.fixture(scope="module")
 def restored(smoke_run):
-  return predict.load_run(smoke_run[0])
+  return restore.load_run(smoke_run[0])
 
 
 def panels(fig):
@@ -51,37 +53,37 @@ def test_kernel_grid_is_trained_above_untrained_with_checkpoint_statistics(smoke
   raw = ocp.StandardCheckpointer().restore(
       os.path.join(smoke_run[0], "checkpoints", str(step), "state"))
   direct = np.asarray(raw["state"]["params"]["conv1"]["kernel"])
-  kernel = predict.kernel_of(state.params, "conv1")
+  kernel = layers.kernel_of(state.params, "conv1")
   assert kernel.shape == (3, 3, 1, 32) and state.params["conv1"]["bias"].shape == (32,)
-  stats = viz.kernel_stats(kernel)
+  stats = plots.kernel_stats(kernel)
   assert stats["mean"] == pytest.approx(float(direct.mean()), abs=1e-7)
   assert stats["std"] == pytest.approx(float(direct.std()), rel=1e-6)
   assert (stats["min"], stats["max"]) == pytest.approx((direct.min(), direct.max()))
 
-  untrained = predict.kernel_of(runs.build(config)[1].params, "conv1")
+  untrained = layers.kernel_of(state_lib.build(config)[1].params, "conv1")
   assert not np.allclose(kernel, untrained)
-  fig = viz.kernel_grid(kernel, untrained)
+  fig = plots.kernel_grid(kernel, untrained)
   shown = panels(fig)
   assert len(shown) == 64  # 2x16 trained + 2x16 untrained
   np.testing.assert_allclose(shown[5].images[0].get_array(), direct[:, :, 0, 5], rtol=1e-6)
   np.testing.assert_allclose(shown[32 + 5].images[0].get_array(), untrained[:, :, 0, 5])
   assert shown[0].images[0].get_clim() == (-0.5, 0.5)
   assert all(ax.get_subplotspec().get_geometry()[:2] == (2, 16) for ax in shown)
-  hist = viz.weight_histograms(kernel, untrained)
+  hist = plots.weight_histograms(kernel, untrained)
   assert len(hist.axes) == 2
   assert f"mean {stats['mean']:.4f}, std {stats['std']:.4f}" in hist.axes[0].get_title()
 
 
 def test_feature_maps_of_the_ankle_boot(restored):
   config, model, state, _ = restored
-  images, labels = predict.dataset_images(config, "train")
-  x, label = predict.pick(images, labels, 0, "train")
+  images, labels = inputs.dataset_images(config, "train")
+  x, label = inputs.pick(images, labels, 0, "train")
   assert label == 9  # training image 0 is the ankle boot
-  maps = predict.capture(model, state, x)
+  maps = layers.capture(model, state, x)
   assert maps["conv1"].shape == (1, 28, 28, 32) and maps["conv2"].shape == (1, 14, 14, 64)
   assert list(maps)[:4] == ["conv1", "pool1", "conv2", "pool2"]  # forward order
   for name, grid in (("conv1", (4, 8)), ("conv2", (8, 8))):
-    fig = viz.feature_map_grid(maps[name], name)
+    fig = plots.feature_map_grid(maps[name], name)
     shown = panels(fig)
     assert len(shown) == grid[0] * grid[1]
     assert shown[0].get_subplotspec().get_geometry()[:2] == grid
@@ -90,48 +92,48 @@ def test_feature_maps_of_the_ankle_boot(restored):
 
 def test_curves_confusion_and_mistakes(smoke_run, restored):
   config, _, state, _ = restored
-  history = runs.history(smoke_run[0])
-  fig = viz.training_curves(history)
+  history = rundir.Run(smoke_run[0]).history()
+  fig = plots.training_curves(history)
   assert len(fig.axes) == 2 and "best epoch" in " ".join(
       t.get_text() for t in fig.axes[0].get_legend().get_texts())
-  images, labels = predict.dataset_images(config, "validation")
+  images, labels = inputs.dataset_images(config, "validation")
   probs, pred = predict.predict_split(state, images, 200)
-  counts = viz.confusion_counts(labels, pred, 10)
+  counts = plots.confusion_counts(labels, pred, 10)
   assert counts.sum() == len(labels) == 512
   assert np.trace(counts) / counts.sum() == pytest.approx(smoke_run[1]["val_accuracy"], abs=1e-6)
-  fig = viz.confusion_figure(counts, predict.class_names(config))
+  fig = plots.confusion_figure(counts, predict.class_names(config))
   assert "accuracy" in fig.axes[0].get_title()
-  worst = viz.worst_mistakes(probs, labels, 12)
+  worst = plots.worst_mistakes(probs, labels, 12)
   assert len(worst) == min(12, int((pred != labels).sum()))
   assert all(pred[i] != labels[i] for i in worst)
   assert list(probs[worst].max(-1)) == sorted(probs[worst].max(-1), reverse=True)
   names = predict.class_names(config)
-  assert len(panels(viz.mistakes_grid(images, probs, labels, names, worst))) == len(worst)
+  assert len(panels(plots.mistakes_grid(images, probs, labels, names, worst))) == len(worst)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_layers_and_diagram_for_every_registry_model(name):
   config = smoke_config(model=ml_collections.ConfigDict({"name": name}))
-  model, state = runs.build(config)  # untrained: the machinery, not the learning, is tested
-  table = predict.layer_table(model, state, (28, 28, 1))
+  model, state = state_lib.build(config)  # untrained: the machinery, not the learning, is tested
+  table = layers.layer_table(model, state, (28, 28, 1))
   total = sum(int(np.size(a)) for a in jax.tree.leaves(state.params))
   assert sum(r["params"] for r in table) == total
-  convs = predict.conv_layers(table, state.params)
-  assert predict.select_layers(table, state.params) == convs[:2]
-  maps = predict.capture(model, state, np.zeros((1, 28, 28, 1), np.uint8))
+  convs = layers.conv_layers(table, state.params)
+  assert layers.select_layers(table, state.params) == convs[:2]
+  maps = layers.capture(model, state, np.zeros((1, 28, 28, 1), np.uint8))
   assert [r["name"] for r in table] == list(maps)
   for conv in convs:
     assert maps[conv].ndim == 4
-    assert len(panels(viz.feature_map_grid(maps[conv], conv))) == min(64, maps[conv].shape[-1])
-  fig = viz.model_diagram(table, (28, 28, 1), name)
+    assert len(panels(plots.feature_map_grid(maps[conv], conv))) == min(64, maps[conv].shape[-1])
+  fig = plots.model_diagram(table, (28, 28, 1), name)
   assert f"{total:,} parameters" in fig.axes[0].get_title()
   with pytest.raises(UserError, match="conv layers: " + (", ".join(convs) or "none")):
-    predict.select_layers(table, state.params, ["nope"], name)
+    layers.select_layers(table, state.params, ["nope"], name)
 
 
 def test_textbook_table_matches_the_course_summary(restored):
   _, model, state, _ = restored
-  table = predict.layer_table(model, state, (28, 28, 1))
+  table = layers.layer_table(model, state, (28, 28, 1))
   assert [(r["name"], r["shape"], r["params"]) for r in table] == [
       ("conv1", (28, 28, 32), 320), ("pool1", (14, 14, 32), 0), ("conv2", (14, 14, 64), 18496),
       ("pool2", (7, 7, 64), 0), ("flatten", (3136,), 0), ("dense1", (100,), 313700),
@@ -185,9 +187,10 @@ def test_notebook_is_valid_and_calls_existing_functions():
     pass
   code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
   ast.parse("\n".join(line for line in code.splitlines() if not line.startswith("%")))
-  modules = {"viz": viz, "predict": predict, "runs": runs}
-  used = set(re.findall(r"\b(viz|predict|runs)\.(\w+)\(", code))
-  assert ("viz", "kernel_grid") in used and ("viz", "feature_map_grid") in used
+  modules = {"plots": plots, "predict": predict, "layers": layers, "inputs": inputs,
+             "restore": restore, "state_lib": state_lib}
+  used = set(re.findall(r"\b(plots|predict|layers|inputs|restore|state_lib)\.(\w+)\(", code))
+  assert ("plots", "kernel_grid") in used and ("plots", "feature_map_grid") in used
   assert all(hasattr(modules[m], name) for m, name in used), used
 
 
@@ -195,14 +198,16 @@ def test_notebook_is_valid_and_calls_existing_functions():
 @needs_data
 def test_viz_of_other_registry_models(name, tmp_path):
   """A checkpoint of an untrained model of another kind goes through the same code path."""
-  from cnnlab import checkpoint, steps
+  from cnnlab import checkpoint
+  from cnnlab.train import step as step_lib
+  from cnnlab.train import state as state_lib
   config = smoke_config(model=ml_collections.ConfigDict({"name": name}))
   workdir = str(tmp_path / name)
   os.makedirs(workdir)
-  checkpoint.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
-  _, state = runs.build(config)
-  mngr = checkpoint.manager(workdir)
-  checkpoint.save(mngr, 0, {"state": state, "sums": steps.zero_sums()}, {"history": []})
+  rundir.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
+  _, state = state_lib.build(config)
+  mngr = checkpoint.manager(rundir.Run(workdir).checkpoints_dir)
+  checkpoint.save(mngr, 0, state, step_lib.zero_sums(), {})
   mngr.close()
   logs = []
   paths = write_figures(workdir, mistakes=4, log=logs.append)

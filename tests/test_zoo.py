@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 
 from cnnlab import augment as aug
-from cnnlab import shapes, steps
+from cnnlab.inspect import layers
+from cnnlab.train import step as step_lib
+from cnnlab.train import state as state_lib
 from cnnlab.models import create_model, layer_outputs
+from conftest import smoke_config
 
 ZOO = ("lenet5", "lenet5_relu", "vgg_small", "resnet_small", "inception_mini")
 INPUTS = ((28, 28, 1), (32, 32, 3))
@@ -50,7 +53,7 @@ def test_zoo_model_builds_and_its_taps_are_consistent(name):
     if input_shape == (28, 28, 1):
       assert total == PARAMS[name]
     # Every parameter is in some summary row, and the rows add up to the model's total.
-    summary = shapes.summarize(name, input_shape)
+    summary = layers.summarize(name, input_shape)
     assert summary["trainable"] == total == sum(r["params"] for r in summary["rows"])
     # Each layer with parameters has a tap of its own name, or is a BatchNorm folded into
     # the row of the layer before it.
@@ -73,12 +76,12 @@ def test_zoo_model_takes_num_classes(name):
 def test_zoo_model_trains_one_step(name, input_shape):
   model = create_model(name)
   opt = ml_collections.ConfigDict({"name": "sgd", "learning_rate": 0.01, "momentum": 0.9})
-  state = steps.create_train_state(model, steps.make_optimizer(opt, 10), jax.random.key(0),
+  state = state_lib.create_train_state(model, state_lib.make_optimizer(opt, 10), jax.random.key(0),
                                    input_shape)
   rng = np.random.default_rng(0)
   batch = {"image": jnp.asarray(rng.integers(0, 256, (4, *input_shape), dtype=np.uint8)),
            "label": jnp.asarray(rng.integers(0, 10, 4), jnp.int32)}
-  new_state, metrics = jax.jit(steps.train_step, static_argnums=2)(state, batch, 0.1)
+  new_state, metrics = jax.jit(step_lib.train_step, static_argnums=2)(state, batch, 0.1)
   assert np.isfinite(float(metrics["loss"])) and int(new_state.step) == 1
   moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), new_state.params, state.params)
   assert any(jax.tree.leaves(moved))
@@ -152,11 +155,15 @@ def test_augment_is_deterministic_given_rng_and_varies_across_rngs():
 
 
 def test_bad_augment_values_are_user_errors():
+  """The config check (cnnlab.config, run once before training) refuses what augment can't use."""
+  from cnnlab import config as config_lib
   from cnnlab.errors import UserError
   for bad in ({"crop_padding": -1}, {"crop_padding": 1.5}, {"erase_prob": 2.0},
               {"erase_prob": 0.5, "erase_area": (0.5, 0.1)}):
     with pytest.raises(UserError, match="config.augment"):
-      aug.augment(jax.random.key(0), _images(n=2), bad)
+      config_lib.check_augment(bad)
+    with pytest.raises(UserError, match="config.augment"):
+      config_lib.check(smoke_config(augment=ml_collections.ConfigDict(bad)))
 
 
 def test_flip_tta_of_a_mirror_symmetric_input_equals_plain_logits():
@@ -174,9 +181,9 @@ def test_flip_tta_of_a_mirror_symmetric_input_equals_plain_logits():
 @pytest.mark.parametrize("name", ["best", "fast", "lenet5", "inception_mini", "resnet_small"])
 def test_zoo_configs_are_valid_and_keep_validation(name):
   import importlib
-  from cnnlab.config_check import check_config
+  from cnnlab import config as config_lib
   config = importlib.import_module(f"experiments.{name}").get_config()
-  check_config(config)
+  config_lib.check(config)
   assert 0 < config.validation_fraction < 1 and config.early_stopping_patience == 0
   assert set(config.augment) == {"crop_padding", "flip", "erase_prob"}
   assert not (config.dataset == "mnist" and config.augment.flip)  # digits are not symmetric

@@ -1,10 +1,9 @@
-"""Convolution and max pooling tuned for XLA:CPU training (same numbers as nn.Conv/max_pool).
+"""Convolution tuned for XLA:CPU training (same numbers as nn.Conv), used by layers.Conv.
 
 Measured on a 2-core AVX2 CPU (jaxlib 0.10.2): XLA's forward conv and its input gradient are
 fast, but the kernel gradient of a conv with one input channel runs at a few GFLOP/s; an
-im2col matmul split over image chunks is several times faster there. The max-pool gradient
-that autodiff derives from jnp.max (tie counting, divide, broadcast) costs more than the pool
-itself; `max_pool_2d` sends each window's gradient to its first maximum with one select pass.
+im2col matmul split over image chunks is several times faster there. (The fast pooling
+gradient lives in ops.pool_nhwc, the one pooling implementation.)
 """
 
 import functools
@@ -14,15 +13,6 @@ import jax.numpy as jnp
 from jax import lax
 
 DN = ("NHWC", "HWIO", "NHWC")
-
-
-def conv_pads(padding, in_hw, kernel_hw, strides):
-  """nn.Conv's padding forms ("SAME", "VALID", int, ((lo, hi), (lo, hi))) -> explicit pads."""
-  if isinstance(padding, str):
-    return tuple(tuple(p) for p in lax.padtype_to_pads(in_hw, kernel_hw, strides, padding.upper()))
-  if isinstance(padding, int):
-    return ((padding, padding),) * len(in_hw)
-  return tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
 
 
 def lax_conv(x, kernel, strides, pads):
@@ -77,35 +67,3 @@ def _conv_bwd(strides, pads, res, g):
 
 
 conv_small_cin.defvjp(_conv_fwd, _conv_bwd)
-
-
-@jax.custom_vjp
-def max_pool_2d(x):
-  """2x2 stride-2 max pool of NHWC (H, W even); gradient to each window's first maximum."""
-  n, h, w, c = x.shape
-  return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
-
-
-def _pool_fwd(x):
-  y = max_pool_2d(x)
-  return y, (x, y)
-
-
-def _pool_bwd(res, g):
-  x, y = res
-  n, h, w, c = x.shape
-  x6 = x.reshape(n, h // 2, 2, w // 2, 2, c)
-  # Visit the window in row-major order, as XLA's select_and_scatter does for flax's max_pool.
-  taken = jnp.zeros(g.shape, bool)
-  rows = []
-  for a in (0, 1):
-    cols = []
-    for b in (0, 1):
-      is_max = (x6[:, :, a, :, b, :] == y) & ~taken
-      cols.append(jnp.where(is_max, g, jnp.zeros_like(g)))
-      taken = taken | is_max
-    rows.append(jnp.stack(cols, axis=3))
-  return (jnp.stack(rows, axis=2).reshape(n, h, w, c),)
-
-
-max_pool_2d.defvjp(_pool_fwd, _pool_bwd)

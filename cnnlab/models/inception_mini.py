@@ -7,23 +7,10 @@ pool, inception block (4w channels out), pool, inception block (8w), global aver
 dropout, dense (28 -> 14 -> 7 -> 1; 32 -> 16 -> 8 -> 1). Every conv is conv-BN-ReLU.
 """
 
-import functools
-
 import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnlab.models.layers import Taps, max_pool
-
-
-def max_pool_3x3_same(x):
-  """3x3 stride-1 max pool with SAME padding as a max of 9 shifted views.
-
-  Same numbers as reduce_window, but its gradient avoids XLA's slow CPU select_and_scatter.
-  """
-  h, w = x.shape[1], x.shape[2]
-  p = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-jnp.inf)
-  views = [p[:, i:i + h, j:j + w] for i in range(3) for j in range(3)]
-  return functools.reduce(jnp.maximum, views)
 
 
 class InceptionMini(nn.Module):
@@ -45,7 +32,8 @@ class InceptionMini(nn.Module):
     def inception(x, name, w):
       b1 = conv_bn(x, f"{name}_1x1", w, 1)
       b3 = conv_bn(conv_bn(x, f"{name}_3x3_reduce", w, 1), f"{name}_3x3", 2 * w, 3)
-      bp = conv_bn(tap(f"{name}_pool", max_pool_3x3_same(x)), f"{name}_pool_proj", w, 1)
+      pooled = max_pool(x, 3, stride=1, padding="SAME")  # shifted views: fast gradient
+      bp = conv_bn(tap(f"{name}_pool", pooled), f"{name}_pool_proj", w, 1)
       return tap(name, jnp.concatenate([b1, b3, bp], axis=-1))
 
     x = conv_bn(x, "stem", 2 * self.width, 3)

@@ -11,14 +11,16 @@ and bias per map), tanh is unscaled (paper: 1.7159 tanh(2x/3)), and the output i
 layer with softmax instead of Euclidean RBF units.
 """
 
+import functools
+
 import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnlab.errors import UserError
-from cnnlab.models.layers import Taps, avg_pool, max_pool
+from cnnlab.models.layers import Conv, Taps, activation_pool, image_groups
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": nn.relu}
-_POOLS = {"avg": avg_pool, "max": max_pool}
+_POOLS = {"avg": "avg", "max": "max"}  # field value -> pooling kind (ops.pool_nhwc)
 
 
 def _choose(table, value, field):
@@ -28,12 +30,26 @@ def _choose(table, value, field):
   return table[value]
 
 
+def conv_stack(x, c1, c3, c5, tap, act, pool):
+  """C1-S2-C3-S4-C5 of each image (C5 is a 5x5 conv over S4's 5x5 maps: dense for 32x32).
+
+  activation_pool may apply the activation after the pool (ReLU + max: same numbers, less
+  work), so the conv taps record act(y) beside it (dropped by XLA unless recorded).
+  """
+  for conv, name, pool_name in ((c1, "c1", "s2"), (c3, "c3", "s4")):
+    y = conv(x)
+    tap(name, act(y))
+    x = tap(pool_name, activation_pool(y, act, pool, 2))
+  return tap("c5", act(c5(x)))
+
+
 class LeNet5(nn.Module):
   """The 1998 network: tanh and average pooling; 61,706 parameters on 1-channel input."""
   num_classes: int = 10
   activation: str = "tanh"
   pool: str = "avg"
   input_size: int = 32  # smaller inputs are zero-padded to this size (28 -> 32: pad 2)
+  conv_groups: int = 8  # CPU: run C1..C5 in up to this many image groups (1 = off)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -45,12 +61,10 @@ class LeNet5(nn.Module):
     if ph or pw:
       x = tap("pad", jnp.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2),
                                  (0, 0))))
-    x = tap("c1", act(nn.Conv(6, (5, 5), padding="VALID", name="c1")(x)))
-    x = tap("s2", pool(x, 2))
-    x = tap("c3", act(nn.Conv(16, (5, 5), padding="VALID", name="c3")(x)))
-    x = tap("s4", pool(x, 2))
-    # C5 is a 5x5 convolution over S4's 5x5 maps: a dense layer for 32x32 inputs.
-    x = tap("c5", act(nn.Conv(120, (5, 5), padding="VALID", name="c5")(x)))
+    convs = [Conv(k, (5, 5), padding="VALID", name=name)
+             for k, name in ((6, "c1"), (16, "c3"), (120, "c5"))]
+    stack = functools.partial(conv_stack, act=act, pool=pool)
+    x = image_groups(stack, (*convs, tap), x, max_groups=self.conv_groups)
     x = tap("flatten", x.reshape((x.shape[0], -1)))
     x = tap("f6", act(nn.Dense(84, name="f6")(x)))
     return tap("output", nn.Dense(self.num_classes, name="output")(x))

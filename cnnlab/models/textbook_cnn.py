@@ -8,12 +8,24 @@ import functools
 from typing import Sequence
 
 import flax.linen as nn
-import jax
 
-from cnnlab.models.layers import Conv, Taps, in_chunks, max_pool, relu_max_pool
+from cnnlab.models.layers import Conv, Taps, image_groups, relu_max_pool
 
 
 GLOROT = nn.initializers.glorot_uniform()  # Keras' default
+
+
+def conv_trunk(x, conv1, conv2, tap):
+  """conv1-ReLU-pool1-conv2-ReLU-pool2 of each image, ReLU applied after the pool.
+
+  relu_max_pool gives max_pool(relu(y)) for a quarter the ReLU work; the conv taps record
+  relu(y) beside it (unused, and dropped by XLA, unless layer outputs are recorded).
+  """
+  for conv, name, pool in ((conv1, "conv1", "pool1"), (conv2, "conv2", "pool2")):
+    y = conv(x)
+    tap(name, nn.relu(y))
+    x = tap(pool, relu_max_pool(y, 2))
+  return x
 
 
 class TextbookCNN(nn.Module):
@@ -29,27 +41,8 @@ class TextbookCNN(nn.Module):
     tap = Taps(name="taps")
     conv = functools.partial(Conv, kernel_size=(3, 3), padding="SAME", kernel_init=GLOROT)
     dense = functools.partial(nn.Dense, kernel_init=GLOROT)
-    conv1, conv2 = conv(self.widths[0], name="conv1"), conv(self.widths[1], name="conv2")
-    if self.is_mutable_collection("intermediates"):  # recording layer outputs: plain order
-      x = tap("conv1", nn.relu(conv1(x)))
-      x = tap("pool1", max_pool(x, 2))
-      x = tap("conv2", nn.relu(conv2(x)))
-      x = tap("pool2", max_pool(x, 2))
-    elif self.conv_groups > 1 and not self.is_initializing():
-      # Training/inference: the same numbers, faster on CPU (layers.py says why). One jitted
-      # function serves every group, so JAX traces, differentiates and lowers the trunk once
-      # instead of once per group. XLA inlines the calls: same fusions, same numbers, same speed.
-      unbound = conv1.clone(parent=None), conv2.clone(parent=None)
-      params = conv1.variables["params"], conv2.variables["params"]
-
-      @jax.jit
-      def trunk(params, x):
-        (c1, c2), (p1, p2) = unbound, params
-        return relu_max_pool(c2.apply({"params": p2}, relu_max_pool(c1.apply({"params": p1}, x))))
-
-      x = in_chunks(functools.partial(trunk, params), x, max_chunks=self.conv_groups)
-    else:
-      x = relu_max_pool(conv2(relu_max_pool(conv1(x))))
+    convs = conv(self.widths[0], name="conv1"), conv(self.widths[1], name="conv2")
+    x = image_groups(conv_trunk, (*convs, tap), x, max_groups=self.conv_groups)
     x = tap("flatten", x.reshape((x.shape[0], -1)))
     x = tap("dense1", nn.relu(dense(self.hidden, name="dense1")(x)))
     x = tap("dropout", nn.Dropout(self.dropout, deterministic=not train)(x))

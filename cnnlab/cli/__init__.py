@@ -1,0 +1,1 @@
+"""The shell commands, one file each (see __main__.py); common.py holds what they share."""

@@ -1,0 +1,62 @@
+"""`train`: train a config in a workdir (resuming it when it holds checkpoints)."""
+
+import os
+
+from absl import flags
+from ml_collections import config_flags
+
+from cnnlab.cli import common
+from cnnlab.errors import UserError
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", os.path.join(REPO, "experiments", "textbook.py"),
+    "experiment config file; override fields with --config.FIELD=value", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "run directory (default: runs/<config name>)")
+_DATA_DIR = flags.DEFINE_string("data_dir", None,
+                                "directory with the IDX files (default: config.data_dir, then "
+                                "/usr/share/datasets/<dataset>, then TFDS)")
+_RESUME = flags.DEFINE_bool("resume", True, "continue from the workdir's latest checkpoint")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "multi-host: call jax.distributed.initialize() first (coordinator "
+    "address, process count and id from the environment, as on Cloud TPU pods or SLURM)")
+
+
+def default_workdir(config_path):
+  name = os.path.splitext(os.path.basename(config_path.split(":")[0]))[0]
+  return os.path.join("runs", name)
+
+
+DETERMINISTIC_FLAG = "--xla_gpu_deterministic_ops=true"
+
+
+def set_deterministic(config, environ=os.environ):
+  """Add XLA's deterministic-GPU flag to XLA_FLAGS when config.deterministic is on.
+
+  XLA reads XLA_FLAGS once, when JAX first initialises a backend, so this must run before
+  any JAX operation. On CPU (already deterministic) the flag is harmless.
+  """
+  if not config.get("deterministic", False):
+    return
+  current = environ.get("XLA_FLAGS", "")
+  if "xla_gpu_deterministic_ops" not in current:
+    environ["XLA_FLAGS"] = f"{current} {DETERMINISTIC_FLAG}".strip()
+
+
+def main(argv):
+  for flag in (_WORKDIR, _DATA_DIR):  # `--workdir --config.x=1` would take the flag as a path
+    if (flag.value or "").startswith("-"):
+      raise UserError(f"--{flag.name} got {flag.value!r}, which looks like a flag; write "
+                      f"--{flag.name}=PATH")
+  config = common.load_config(_CONFIG)
+  if _DATA_DIR.value:
+    config.data_dir = _DATA_DIR.value
+  config_path = config_flags.get_config_filename(flags.FLAGS["config"])
+  workdir = _WORKDIR.value or default_workdir(config_path)
+  set_deterministic(config)  # before setup_jax: the first JAX import/backend
+  common.setup_jax()
+  if _DISTRIBUTED.value:
+    import jax
+    jax.distributed.initialize()
+  from cnnlab.train import train_and_evaluate  # after setup_jax: imports jax
+  train_and_evaluate(config, workdir, resume=_RESUME.value)

@@ -1,0 +1,42 @@
+"""`viz`: draw what a trained run learned, from its checkpoints (it never trains).
+
+  ./launch.sh viz --workdir=runs/t1 [--layer=conv1,conv2] [--index=0 --split=train | --image=F]
+
+writes PNGs into <workdir>/figures/ (or --out) and prints their paths, one per line.
+"""
+
+from absl import flags
+
+from cnnlab.errors import UserError
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "run directory of a training run (required)")
+_WHICH = flags.DEFINE_enum("which", "best", ["best", "latest"],
+                           "checkpoint: best (lowest validation loss) or latest")
+_LAYER = flags.DEFINE_list("layer", [], "conv layers to draw (kernels of the first, feature maps "
+                           "of each); default: the model's first two conv layers")
+_INDEX = flags.DEFINE_integer("index", 0, "image for the feature maps: index in --split "
+                              "(train image 0 is the course's ankle boot)")
+_SPLIT = flags.DEFINE_string("split", "train", "split of --index: train (the training file in "
+                             "its own order) or validation (the held-out part)")
+_IMAGE = flags.DEFINE_string("image", None, "picture file (PNG/JPEG) for the feature maps "
+                             "instead of --index")
+_INVERT = flags.DEFINE_enum("invert", "auto", ["auto", "yes", "no"],
+                            "invert --image (auto: when its border is light)")
+_MISTAKES = flags.DEFINE_integer("mistakes", 16, "how many of the worst validation mistakes")
+_OUT = flags.DEFINE_string("out", None, "directory for the figures (default: WORKDIR/figures)")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "directory with the IDX files (default: the "
+                                "run's config.data_dir)")
+
+
+def main(argv):
+  if not _WORKDIR.value:
+    raise UserError("pass --workdir=DIR, the directory of a training run")
+  if _IMAGE.value and flags.FLAGS["index"].present:
+    raise UserError("pass either --image or --index, not both")
+  from cnnlab.cli import common
+  common.setup_jax()
+  from cnnlab.inspect.report import write_figures  # after setup_jax: imports jax
+  for path in write_figures(_WORKDIR.value, _OUT.value, _WHICH.value, _LAYER.value,
+                            _SPLIT.value, _INDEX.value, _IMAGE.value, _INVERT.value,
+                            _MISTAKES.value, _DATA_DIR.value):
+    print(path)

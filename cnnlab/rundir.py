@@ -1,0 +1,230 @@
+"""The run directory: the only code that knows what a run (or a sweep) keeps on disk.
+
+  config.json           the run's config (written once; a resume must match it)
+  checkpoints/<step>/   Orbax steps (cnnlab.checkpoint: arrays + an integrity record)
+  checkpoints-unusable/ steps that failed their checks, moved aside on resume (kept for a person)
+  metrics.jsonl         one line per finished epoch, deterministic numbers only: the history
+  timings.jsonl         wall-clock numbers of the same epochs (images/s, seconds)
+  tensorboard/          TensorBoard events of the same epochs
+  results.json          written once at the end; its presence means "finished"
+  figures/              what `viz` draws
+  .lock                 held by the process training in it
+
+Train, resume, viz, predict, sweep and bench ask a `Run`; none spells a file name.
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+
+import ml_collections
+
+from cnnlab.errors import UserError, is_disk_full
+
+CONFIG, RESULTS, METRICS, TIMINGS = "config.json", "results.json", "metrics.jsonl", "timings.jsonl"
+CHECKPOINTS, UNUSABLE = "checkpoints", "checkpoints-unusable"
+TENSORBOARD, FIGURES, LOCK = "tensorboard", "figures", ".lock"
+STDOUT, STDERR = "stdout.log", "stderr.log"  # a sweep point's captured output
+
+
+def read_json(path):
+  """A JSON file's content; a damaged file is a UserError naming it, not a traceback."""
+  with open(path) as f:
+    text = f.read()
+  try:
+    return json.loads(text)
+  except ValueError as err:
+    raise UserError(f"{path} is damaged (not valid JSON: {err}); restore it from a backup or "
+                    "use a new --workdir") from None
+
+
+def write_json(path, obj):
+  """Write JSON atomically (temp file + rename), so a kill never leaves half a file."""
+  tmp = f"{path}.tmp"
+  try:
+    with open(tmp, "w") as f:
+      json.dump(obj, f, indent=2, sort_keys=True)
+      f.write("\n")
+    os.replace(tmp, path)
+  except OSError as err:
+    if not is_disk_full(err):
+      raise
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise UserError(f"no space left on device while writing {path}; the previous version is "
+                    "kept: free space and resume (run the same command again)") from None
+
+
+def read_jsonl(path):
+  """The complete records of a JSON-lines file; [] when absent (a kill's half line is skipped)."""
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.endswith("\n") and line.strip()]
+
+
+def writable_dir(path, what="workdir"):
+  """Create `path` if needed and check it can be written; UserError naming the fix if not."""
+  try:
+    os.makedirs(path, exist_ok=True)
+  except OSError as err:
+    raise UserError(f"cannot create {what} {path!r} ({err.strerror}); choose another with "
+                    f"--{what}") from None
+  if not os.access(path, os.W_OK | os.X_OK):
+    raise UserError(f"{what} {path!r} is not writable; choose another with --{what}")
+  return path
+
+
+@contextlib.contextmanager
+def locked(directory):
+  """Hold an exclusive lock on `directory` (one writer at a time) for the `with` block.
+
+  flock is released by the kernel when the process dies, so a stale lock cannot exist;
+  the file records the owner's pid for the error message.
+  """
+  fd = os.open(os.path.join(directory, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+    os.close(fd)
+    raise UserError(f"workdir {directory!r} is in use by pid {owner}; wait for that run to "
+                    "finish or choose another --workdir") from None
+  try:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    yield
+  finally:
+    os.close(fd)
+
+
+class Run:
+  """One training run's directory: paths, config, history, results, lock and "finished?"."""
+
+  def __init__(self, workdir):
+    self.dir = str(workdir)
+
+  def path(self, name):
+    return os.path.join(self.dir, name)
+
+  checkpoints_dir = property(lambda self: os.path.abspath(self.path(CHECKPOINTS)))
+  unusable_dir = property(lambda self: os.path.abspath(self.path(UNUSABLE)))
+  finished = property(lambda self: os.path.exists(self.path(RESULTS)))
+  has_config = property(lambda self: os.path.exists(self.path(CONFIG)))
+
+  def create(self):
+    writable_dir(self.dir)
+    return self
+
+  def lock(self):
+    return locked(self.dir)
+
+  def read_config(self):
+    """The ConfigDict this run was trained with (UserError when there is none)."""
+    if not os.path.isdir(self.dir):
+      raise UserError(f"workdir {self.dir!r} does not exist; pass the --workdir of a training "
+                      "run")
+    if not self.has_config:
+      raise UserError(f"{self.dir!r} has no {CONFIG}, so it is not a cnnlab run (or it was "
+                      "damaged); pass the --workdir of a training run")
+    return ml_collections.ConfigDict(read_json(self.path(CONFIG)))
+
+  def read_saved_config(self):
+    """config.json as plain JSON (for comparing with a new config)."""
+    return read_json(self.path(CONFIG))
+
+  def write_config(self, config):
+    write_json(self.path(CONFIG), json.loads(config.to_json_best_effort()))
+
+  def read_results(self):
+    return read_json(self.path(RESULTS))
+
+  def write_results(self, results):
+    write_json(self.path(RESULTS), results)
+
+  def history(self):
+    """Per-epoch metrics (metrics.jsonl), possibly empty."""
+    return read_jsonl(self.path(METRICS))
+
+  def timings(self):
+    return read_jsonl(self.path(TIMINGS))
+
+  def figures_dir(self, out=None):
+    return writable_dir(out or self.path(FIGURES), "out")
+
+  def epoch_log(self, history, log=print):
+    """An EpochLog whose files hold exactly `history` (the epochs the checkpoint has)."""
+    return EpochLog(self, history, log)
+
+  def describe(self):
+    return (f"checkpoints: {self.path(CHECKPOINTS)}  metrics: {self.path(METRICS)}  "
+            f"tensorboard: {self.path(TENSORBOARD)}  results: {self.path(RESULTS)}")
+
+
+class EpochLog:
+  """Where finished epochs go: metrics.jsonl, timings.jsonl, TensorBoard and `log`.
+
+  metrics.jsonl is the run's history: a resume truncates it (and timings.jsonl) to the
+  epochs of the restored checkpoint, so an epoch finished after the last save is replayed,
+  never listed twice.
+  """
+
+  def __init__(self, run, history, log=print):
+    self.run, self.log = run, log
+    keep = {r["epoch"] for r in history}
+    with open(run.path(METRICS), "w") as f:
+      f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in history)
+    timings = [t for t in run.timings() if t["epoch"] in keep]
+    with open(run.path(TIMINGS), "w") as f:
+      f.writelines(json.dumps(t) + "\n" for t in timings)
+    # Imported here: tensorboardX imports torch when it is installed (1.4 s of start-up).
+    from tensorboardX import SummaryWriter
+    self.tb = SummaryWriter(run.path(TENSORBOARD))
+
+  def write(self, record, images_per_s, epoch_time_s, best, num_epochs):
+    with open(self.run.path(METRICS), "a") as f:
+      f.write(json.dumps(record, sort_keys=True) + "\n")
+    with open(self.run.path(TIMINGS), "a") as f:
+      f.write(json.dumps({"epoch": record["epoch"], "images_per_s": round(images_per_s, 1),
+                          "epoch_time_s": round(epoch_time_s, 3)}) + "\n")
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+      self.tb.add_scalar(key.replace("_", "/", 1), record[key], record["epoch"])
+    self.tb.add_scalar("perf/images_per_s", images_per_s, record["epoch"])
+    self.tb.flush()
+    self.log(f"epoch {record['epoch']:>2}/{num_epochs}  train loss {record['train_loss']:.4f} "
+             f"acc {record['train_accuracy']:.4f} | val loss {record['val_loss']:.4f} "
+             f"acc {record['val_accuracy']:.4f} | {images_per_s:,.0f} img/s "
+             f"{epoch_time_s:.1f} s{'  *best' if best else ''}")
+
+  def close(self):
+    self.tb.close()
+
+
+class SweepDir:
+  """A sweep's directory: its record, its point index, its reports and one Run per point."""
+  RECORD, POINTS, REPORT = "sweep.json", "points.json", "results"
+
+  def __init__(self, workdir):
+    self.dir = str(workdir)
+
+  def path(self, name):
+    return os.path.join(self.dir, name)
+
+  def point(self, name):
+    return Run(self.path(name))
+
+  def read_record(self):
+    return read_json(self.path(self.RECORD)) if os.path.exists(self.path(self.RECORD)) else None
+
+  def write_record(self, record):
+    write_json(self.path(self.RECORD), record)
+
+  def read_points(self):
+    return read_json(self.path(self.POINTS)) if os.path.exists(self.path(self.POINTS)) else {}
+
+  def write_points(self, points):
+    write_json(self.path(self.POINTS), points)
+
+  def report(self, ext):
+    return self.path(f"{self.REPORT}.{ext}")

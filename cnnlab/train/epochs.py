@@ -1,0 +1,139 @@
+"""The one epoch loop: train epoch by epoch, evaluate after each, and let a hook decide.
+
+Data lives on the device; each step gathers its own batch from a per-epoch permutation, and
+metrics are summed on the device and read back once per epoch. `run_epochs` calls a hook
+after every epoch's evaluation, and the hook decides what an epoch means to its caller
+(train_and_evaluate: record, checkpoint, early stopping; time-to-accuracy: "reached yet?").
+"""
+
+import signal
+import time
+from typing import Any, Callable, NamedTuple
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from cnnlab import parallel
+from cnnlab.train import state as state_lib
+from cnnlab.train import step as step_lib
+from cnnlab.train.evaluate import eval_batches, evaluate, precompile_evaluation
+
+
+class Job(NamedTuple):
+  """What the epoch loop needs: the config, the data on the device, the jitted programs."""
+  config: Any
+  steps_per_epoch: int
+  seeds: int
+  replicated: Any  # where the state, sums and training data live
+  batch_sharding: Any  # how a batch splits over the devices
+  images: Any
+  labels: Any
+  eval_batches: list
+  train_batch: Callable
+  epoch_order: Callable
+
+
+def make_job(config, mesh, train, evaluation):
+  """Put the training split and the evaluation batches on the mesh; jit the programs."""
+  images, labels = train
+  spe = len(images) // config.batch_size  # the last partial batch is dropped
+  seeds = state_lib.num_seeds(config)
+  replicated, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+  batches = eval_batches(*evaluation, config.eval_batch_size, sharded)
+  images, labels = jax.device_put((images, labels), replicated)
+  train_batch = step_lib.make_train_batch(
+      config.batch_size, spe, num_seeds=seeds, batch_sharding=sharded,
+      label_smoothing=config.label_smoothing, skip_nonfinite=config.skip_nonfinite_updates,
+      augment_config=_augment_config(config))
+  return Job(config, spe, seeds, replicated, sharded, images, labels, batches, train_batch,
+             step_lib.make_epoch_order(spe, len(images), seeds))
+
+
+def _augment_config(config):
+  """The config's augmentation block as plain Python values, or None when it does nothing."""
+  aug = config.get("augment")
+  aug = aug.to_dict() if aug is not None else {}
+  active = aug.get("crop_padding", 0) or aug.get("flip", False) or aug.get("erase_prob", 0.0)
+  return aug if active else None
+
+
+def host_step(state):
+  """The host's copy of the step counter (all seeds of a stacked state share it)."""
+  return int(np.max(jax.device_get(state.step)))
+
+
+def run_epochs(job, state, sums, on_epoch, stop=None, on_interrupt=None):
+  """Train epoch by epoch to config.num_epochs, or until `on_epoch` returns True.
+
+  on_epoch(state, sums, record, train_sums, seconds) runs after each epoch's evaluation
+  (record: epoch_record's line; sums: already zeroed for the next epoch). A signal noted
+  by `stop` ends the epoch early; mid-epoch, on_interrupt(state, sums) is called (it saves
+  and exits). Returns (state, sums).
+  """
+  flip_tta = job.config.get("eval_flip_tta", False)
+  compiled = precompile_evaluation(state, job.eval_batches, job.seeds, flip_tta)
+  guard = job.config.transfer_guard or "allow"
+  spe = job.steps_per_epoch
+  while (step := host_step(state)) < job.config.num_epochs * spe:
+    t0 = time.time()
+    with jax.transfer_guard(guard):  # the epoch below moves nothing between host and device
+      state, sums = _train_epoch(job, state, sums, step, stop)
+    # reliability: a signal after the epoch's last step waits for its evaluation and save
+    # (stopping here would resume with this epoch's sums but never record the epoch)
+    if stop is not None and stop.signum is not None and host_step(state) % spe:
+      on_interrupt(state, sums)
+    compiled.join()
+    with jax.transfer_guard(guard):
+      val = evaluate(state, job.eval_batches, job.seeds, flip_tta)
+    train = jax.device_get(sums)
+    elapsed = time.time() - t0
+    sums = jax.device_put(step_lib.zero_sums(job.seeds), job.replicated)
+    record = epoch_record(step // spe + 1, host_step(state), train, val)
+    if on_epoch(state, sums, record, train, elapsed):
+      break
+  return state, sums
+
+
+def _train_epoch(job, state, sums, step, stop):
+  order = job.epoch_order(state.step, state.rng)
+  bar = tqdm(range(step % job.steps_per_epoch, job.steps_per_epoch),
+             desc=f"epoch {step // job.steps_per_epoch + 1}", leave=False, disable=None,
+             mininterval=1.0, unit="step")
+  for i in bar:
+    state, sums = job.train_batch(state, sums, job.images, job.labels, order)
+    if stop is not None and stop.signum is not None:
+      break
+    if i % 100 == 99:
+      jax.block_until_ready(sums["count"])  # keep the bar honest; reads nothing back
+  return state, sums
+
+
+def epoch_record(epoch, step, train, val):
+  """One metrics.jsonl line; with several seeds, means plus a per-seed list of each metric."""
+  per_seed = {
+      "train_loss": train["loss"] / np.maximum(train["count"] - train["nonfinite"], 1),
+      "train_accuracy": train["correct"] / train["count"],
+      "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
+  record = {"epoch": epoch, "step": step, "nonfinite_steps": int(np.sum(train["nonfinite"]))}
+  for key, value in per_seed.items():
+    value = np.asarray(value, np.float64)
+    record[key] = float(np.mean(value))
+    if value.ndim:
+      record[f"{key}_per_seed"] = [float(v) for v in value]
+  return record
+
+
+class StopFlag:
+  """SIGTERM / Ctrl-C set a flag checked between steps, so the run can save and exit cleanly."""
+
+  def __init__(self):
+    self.signum = None
+    self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+
+  def _handle(self, signum, frame):
+    self.signum = signum
+
+  def restore(self):
+    for s, handler in self._old.items():
+      signal.signal(s, handler)

@@ -1,0 +1,105 @@
+"""The one evaluation: exact sums over padded batches, for training, prediction and bench.
+
+`evaluate` gives mean loss and accuracy over a split (validation every epoch, test once);
+`probabilities` gives the class probabilities of images (predict, viz). Both run the model
+through step.logits_fn: inference mode (dropout off, BatchNorm running averages), optionally
+averaged with the mirror image (flip test-time augmentation).
+"""
+
+import functools
+import math
+import threading
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cnnlab.train import step as step_lib
+from cnnlab.compilation import compile_options
+
+
+def eval_batches(images, labels, batch_size, sharding=None):
+  """Device batches covering every example once: the last one padded and masked."""
+  n = len(images)
+  padded = math.ceil(n / batch_size) * batch_size
+  pad = lambda a: np.concatenate([a, np.zeros((padded - n, *a.shape[1:]), a.dtype)])
+  mask = np.arange(padded) < n
+  put = lambda a: jax.device_put(a, sharding) if sharding is not None else jax.device_put(a)
+  return [{"image": put(pad(images)[i:i + batch_size]), "label": put(pad(labels)[i:i + batch_size]),
+           "mask": put(mask[i:i + batch_size])} for i in range(0, padded, batch_size)]
+
+
+def evaluate(state, batches, seeds=0, flip_tta=False):
+  """Mean loss and accuracy over prepared eval batches (one host read at the end).
+
+  Values are floats, or arrays with one entry per seed for a stacked multi-seed state.
+  """
+  accumulate, sums = _eval_program(state, seeds, flip_tta)
+  for batch in batches:
+    sums = accumulate(state, sums, batch)
+  sums = jax.device_get(sums)
+  out = {"loss": sums["loss"] / sums["count"], "accuracy": sums["correct"] / sums["count"]}
+  return {k: float(v) if not seeds else np.asarray(v, np.float64) for k, v in out.items()}
+
+
+def precompile(jitted, *args):
+  """Compile `jitted` for the arguments of its first call, on a background thread.
+
+  XLA compiles without holding the GIL, so on a 2-core CPU the evaluation program compiles
+  while the main thread compiles the training step. Pass the arrays themselves: their
+  shardings (committed or not) are part of what the call will look up. Join the thread
+  before that call (a call during the compile compiles again); errors resurface there.
+  """
+
+  def compile_quietly():
+    try:
+      jitted.lower(*args).compile()
+    except Exception:  # pylint: disable=broad-except  (the real call reports it)
+      pass
+
+  thread = threading.Thread(target=compile_quietly, daemon=True)
+  thread.start()
+  return thread
+
+
+def precompile_evaluation(state, batches, seeds=0, flip_tta=False):
+  """Compile evaluate's program on a background thread; join it before calling evaluate."""
+  accumulate, sums = _eval_program(state, seeds, flip_tta)
+  return precompile(accumulate, state, sums, batches[0])
+
+
+def _eval_program(state, seeds, flip_tta):
+  """(jitted accumulate, zero sums placed where the state lives)."""
+  accumulate, zeros = eval_accumulate_fn(seeds, flip_tta)
+  sums = zeros()
+  if isinstance(state.step, jax.Array):  # explicitly: allowed under the transfer guard
+    sums = jax.device_put(sums, state.step.sharding)
+  return accumulate, sums
+
+
+def _zero_eval_sums():
+  return {k: jnp.zeros((), jnp.float32) for k in ("loss", "correct", "count")}
+
+
+@functools.lru_cache(maxsize=None)
+def eval_accumulate_fn(num_seeds=0, flip_tta=False):
+  """jit((state, sums, batch) -> sums + eval_step(state, batch)), vmapped over seeds if any."""
+
+  def accumulate(state, sums, batch):
+    m = step_lib.eval_step(state, batch, flip_tta)
+    return {k: sums[k] + m[k] for k in sums}
+
+  if num_seeds:
+    accumulate = jax.vmap(accumulate, in_axes=(0, 0, None))
+  zeros = jax.jit(step_lib.stacked(_zero_eval_sums, num_seeds))
+  return jax.jit(accumulate, compiler_options=compile_options()), zeros
+
+
+_logits = jax.jit(step_lib.logits_fn)
+
+
+def probabilities(state, images, batch_size=1000):
+  """Softmax of the eval-mode logits of uint8 or float images (N, H, W, C), as numpy."""
+  out = [np.asarray(jax.nn.softmax(_logits(state, images[i:i + batch_size]), axis=-1))
+         for i in range(0, len(images), batch_size)]
+  return np.concatenate(out) if out else np.zeros((0, 0), np.float32)

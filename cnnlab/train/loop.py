@@ -1,0 +1,173 @@
+"""train_and_evaluate(config, workdir): prepare -> resume -> epochs -> finish.
+
+The workdir (rundir.Run) is locked, checkpointed after every epoch and resumed from; the
+epochs themselves run in epochs.run_epochs, whose hook here records the epoch, saves it and
+decides on early stopping. The test set is read and evaluated exactly once, at the end.
+"""
+
+import functools
+import signal
+import time
+
+import jax
+import numpy as np
+
+from cnnlab import checkpoint, data, parallel, rundir
+from cnnlab import config as config_lib
+from cnnlab.errors import UserError, is_disk_full, warn
+from cnnlab.train import state as state_lib
+from cnnlab.train import step as step_lib
+from cnnlab.train.epochs import StopFlag, host_step, make_job, run_epochs
+from cnnlab.train.evaluate import eval_batches, evaluate
+
+log_line = functools.partial(print, flush=True)
+
+
+def early_stop(history, config):
+  """True once `early_stopping_patience` epochs passed without a better validation loss."""
+  patience = config.early_stopping_patience
+  return (bool(patience) and bool(history)
+          and history[-1]["epoch"] - checkpoint.best(history)["epoch"] >= patience)
+
+
+def train_and_evaluate(config, workdir, resume=True, log=log_line):
+  """Train `config` in `workdir` (resuming when it holds checkpoints); return the results."""
+  config_lib.check(config)
+  run = rundir.Run(workdir).create()
+  try:
+    with run.lock():
+      if run.finished:
+        results = run.read_results()
+        log(f"{workdir} holds a finished run (test accuracy {results['test_accuracy']:.4f}); "
+            "nothing to do. Use a new --workdir to train again.")
+        return results
+      return _train(config, run, resume, log)
+  except OSError as err:  # reliability: a full disk anywhere (metrics, events) is one line
+    if not is_disk_full(err):
+      raise
+    raise UserError(f"no space left on device while writing {err.filename or workdir}; "
+                    "the checkpoints are kept: free space and resume") from None
+
+
+def _train(config, run, resume, log):
+  """prepare -> resume -> epochs -> finish, in a locked run directory."""
+  splits = data.load_train_validation(config)
+  config_lib.check_fits(config, len(splits["train"][0]))
+  mesh = parallel.make_mesh(config.num_devices)
+  spe = len(splits["train"][0]) // config.batch_size
+  _, state = state_lib.build(config, spe)
+  mngr = checkpoint.manager(run.checkpoints_dir)
+  state, sums, history, wall = _resume(run, mngr, config, state, spe, resume, log)
+  if not run.has_config:
+    run.write_config(config)
+  epochs = run.epoch_log(history, log)
+  job = make_job(config, mesh, splits["train"], splits["validation"])
+  state, sums = jax.device_put((state, sums), job.replicated)
+  t_start = time.time() - wall  # time before a resume counts
+  stop = StopFlag()
+  try:
+    if not early_stop(history, config):
+      hook = _epoch_hook(config, epochs, mngr, history, t_start)
+      interrupted = functools.partial(_save_interrupted, mngr, run, stop, t_start, log)
+      state, _ = run_epochs(job, state, sums, hook, stop, interrupted)
+  finally:
+    stop.restore()
+    checkpoint.wait(mngr)  # never exit with a save in flight; a full disk becomes one line
+  results = _finish(config, job, mngr, state, history, time.time() - t_start)
+  run.write_results(results)
+  epochs.close()
+  _report(results, run, log)
+  return results
+
+
+def _resume(run, mngr, config, state, spe, resume, log):
+  """(state, sums, history, seconds trained) from the latest good checkpoint, if any."""
+  sums = step_lib.zero_sums(state_lib.num_seeds(config))
+  if not mngr.all_steps():
+    return state, sums, [], 0.0
+  if not resume:
+    raise UserError(f"workdir {run.dir!r} already has checkpoints and --noresume was given; "
+                    "choose a new --workdir (nothing there is overwritten)")
+  if not run.has_config:  # reliability: never guess whose checkpoints these are
+    raise UserError(f"workdir {run.dir!r} has checkpoints but no config.json, so they cannot "
+                    "be checked against --config; restore config.json or use a new --workdir")
+  config_lib.check_resume(run.read_saved_config(), config, run.dir)
+  restored = checkpoint.restore_latest_good(mngr, state, sums, log=warn,
+                                            set_aside_to=run.unusable_dir)
+  if restored is None:
+    raise UserError(f"no usable checkpoint in {run.checkpoints_dir} (all failed their "
+                    "checks); move it away or choose a new --workdir")
+  state, sums, meta = restored
+  step = host_step(state)
+  history = [r for r in run.history() if r["step"] <= step]  # epochs the checkpoint holds
+  log(f"resuming {run.dir} from step {step} (epoch {step // spe + 1}, batch {step % spe})")
+  return state, sums, history, meta.get("train_wall_time_s", 0.0)
+
+
+def _epoch_hook(config, epochs, mngr, history, t_start):
+  """After each epoch: refuse non-finite training, record the epoch, save, early stop?"""
+
+  def on_epoch(state, sums, record, train, seconds):
+    if np.any(train["nonfinite"] > 0) and not config.skip_nonfinite_updates:
+      raise UserError(
+          f"the training loss (or optimizer state) became non-finite at step "
+          f"{int(np.min(train['first_nonfinite_step']))} (epoch {record['epoch']}); the last "
+          f"good checkpoint is kept. Lower the learning rate "
+          f"(now {config.optimizer.learning_rate}) or set --config.skip_nonfinite_updates=True")
+    history.append(record)
+    epochs.write(record, images_per_s=float(np.sum(train["count"])) / seconds,
+                 epoch_time_s=seconds, best=checkpoint.best(history) is record,
+                 num_epochs=config.num_epochs)
+    checkpoint.save(mngr, record["step"], state, sums,
+                    {"train_wall_time_s": time.time() - t_start}, val_loss=record["val_loss"])
+    return early_stop(history, config)
+
+  return on_epoch
+
+
+def _save_interrupted(mngr, run, stop, t_start, log, state, sums):
+  step = host_step(state)
+  checkpoint.save(mngr, step, state, sums, {"train_wall_time_s": time.time() - t_start})
+  checkpoint.wait(mngr)
+  name = signal.Signals(stop.signum).name
+  log(f"cnnlab: {name} received: saved step {step} to {run.checkpoints_dir}; "
+      f"resume with: ./launch.sh train --workdir={run.dir} (and the same --config)")
+  raise SystemExit(128 + stop.signum)
+
+
+def _finish(config, job, mngr, state, history, wall):
+  """Restore the best epoch and evaluate the test set once: the run's results."""
+  best = checkpoint.best(history)
+  try:
+    best_state, _, _ = checkpoint.restore(mngr, best["step"], state,
+                                          step_lib.zero_sums(job.seeds))
+  except Exception as err:  # reliability: a damaged best step must not cost the whole run
+    warn(f"the best epoch's checkpoint (step {best['step']}) is unusable "
+         f"({' '.join(str(err).split())[:160]}); testing the final weights "
+         f"(epoch {history[-1]['epoch']}) instead")
+    best, best_state = history[-1], state
+  test_batches = eval_batches(*data.load_test(config), config.eval_batch_size,
+                              job.batch_sharding)
+  test = evaluate(jax.device_put(best_state, job.replicated), test_batches, job.seeds,
+                  config.get("eval_flip_tta", False))
+  results = {"test_accuracy": float(np.mean(test["accuracy"])),
+             "test_loss": float(np.mean(test["loss"])),
+             "best_epoch": best["epoch"], "best_step": best["step"],
+             "val_loss": best["val_loss"], "val_accuracy": best["val_accuracy"],
+             "epochs": len(history), "stopped_early": len(history) < config.num_epochs,
+             "train_wall_time_s": round(wall, 2)}
+  if job.seeds:
+    results.update(test_accuracy_std=float(np.std(test["accuracy"])),
+                   test_accuracy_per_seed=[float(a) for a in test["accuracy"]],
+                   test_loss_per_seed=[float(a) for a in test["loss"]],
+                   seeds=[config.seed + i for i in range(job.seeds)])
+  return results
+
+
+def _report(results, run, log):
+  seeds = len(results.get("seeds", []))
+  spread = f" +- {results['test_accuracy_std']:.4f} over {seeds} seeds" if seeds else ""
+  log(f"test accuracy {results['test_accuracy']:.4f}{spread} (loss {results['test_loss']:.4f}) "
+      f"with the best epoch {results['best_epoch']} of {results['epochs']} "
+      f"(val accuracy {results['val_accuracy']:.4f})")
+  log(run.describe())

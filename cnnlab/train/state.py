@@ -1,0 +1,95 @@
+"""A run's training state: TrainState, the optimizer, and (model, state) from a config.
+
+Every random number of a run derives from `TrainState.rng` and the step (dropout:
+fold_in(rng, step); data order: fold_in(rng, epoch)), so a checkpoint needs nothing else to
+resume exactly.
+"""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training import train_state
+
+from cnnlab import data, parallel
+from cnnlab.compilation import compile_options
+from cnnlab.models import create_model_from_config
+
+
+class TrainState(train_state.TrainState):
+  """Flax's TrainState plus BatchNorm statistics and the run's base random key."""
+  batch_stats: Any
+  rng: jax.Array
+
+
+def _adam(opt, lr, wd):
+  tx = optax.adam(lr, b1=opt.get("b1", 0.9), b2=opt.get("b2", 0.999), eps=opt.get("eps", 1e-7))
+  return optax.chain(optax.add_decayed_weights(wd), tx) if wd else tx
+
+
+def _adamw(opt, lr, wd):
+  return optax.adamw(lr, b1=opt.get("b1", 0.9), b2=opt.get("b2", 0.999),
+                     eps=opt.get("eps", 1e-7), weight_decay=wd)
+
+
+def _sgd(opt, lr, wd):
+  return optax.chain(optax.add_decayed_weights(wd),
+                     optax.sgd(lr, momentum=opt.get("momentum", 0.9),
+                               nesterov=opt.get("nesterov", True)))
+
+
+def _cosine(opt, total_steps):
+  warmup = int(opt.get("warmup_steps", 0))
+  return optax.warmup_cosine_decay_schedule(0.0, opt.learning_rate, warmup,
+                                            max(total_steps, warmup + 1))
+
+
+OPTIMIZERS = {"adam": _adam, "adamw": _adamw, "sgd": _sgd}
+SCHEDULES = {"constant": lambda opt, total_steps: opt.learning_rate,
+             "cosine": _cosine,
+             "onecycle": lambda opt, total_steps: optax.cosine_onecycle_schedule(
+                 max(total_steps, 1), opt.learning_rate)}
+
+
+def make_optimizer(opt, total_steps):
+  """An Optax optimizer from a config's (checked) `optimizer` block."""
+  lr = SCHEDULES[opt.get("schedule", "constant")](opt, total_steps)
+  return OPTIMIZERS[opt.get("name", "adam")](opt, lr, opt.get("weight_decay", 0.0))
+
+
+def create_train_state(model, tx, rng, input_shape):
+  """Initialise parameters (and BatchNorm statistics) for inputs of `input_shape` (H, W, C)."""
+
+  def create(rng):  # one XLA program, not op by op
+    init_rng, state_rng = jax.random.split(rng)
+    variables = model.init(init_rng, jnp.zeros((1, *input_shape), jnp.float32), train=False)
+    state = TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
+                              batch_stats=variables.get("batch_stats", {}), rng=state_rng)
+    return state.replace(step=jnp.zeros((), jnp.int32))  # an array, so it never retraces
+
+  return jax.jit(create, compiler_options=compile_options())(rng)
+
+
+def num_seeds(config):
+  """0 for an ordinary run, S > 1 for S seeds trained together (stacked, vmapped)."""
+  n = config.get("num_seeds", 1)
+  return n if n > 1 else 0
+
+
+def model_of(config):
+  """The config's Flax model, for its dataset's class count."""
+  return create_model_from_config(config.model, data.num_classes(config.dataset))
+
+
+def build(config, steps_per_epoch=1):
+  """(model, initial TrainState) of a (checked) config; also the restore target of its runs.
+
+  `steps_per_epoch` only sets the length of learning-rate schedules, not any array shape.
+  """
+  model = model_of(config)
+  tx = make_optimizer(config.optimizer, config.num_epochs * steps_per_epoch)
+  create = lambda key: create_train_state(model, tx, key, data.image_shape(config.dataset))
+  if num_seeds(config):  # one stacked state: seed, seed+1, ... (vmapped training)
+    return model, parallel.stack_seeds(create, [config.seed + i for i in range(num_seeds(config))])
+  return model, create(jax.random.PRNGKey(config.seed))
