@@ -19,10 +19,15 @@ FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", 
 FASHION_MNIST_CLASSES_KO = ("티셔츠", "바지", "스웨터", "드레스", "코트", "샌달", "셔츠",
                             "스니커즈", "가방", "앵클 부츠")
 
-# name -> (default local directory, image shape, class names); IDX file layout as in MNIST.
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck")
+
+# name -> (default local directory of IDX files, image shape, class names); TFDS otherwise.
+# Adding a dataset is adding a line here: shapes and class counts everywhere come from it.
 DATASETS = {
     "fashion_mnist": ("/usr/share/datasets/fashion-mnist", (28, 28, 1), FASHION_MNIST_CLASSES),
     "mnist": ("/usr/share/datasets/mnist", (28, 28, 1), tuple(str(i) for i in range(10))),
+    "cifar10": ("/usr/share/datasets/cifar10", (32, 32, 3), CIFAR10_CLASSES),
 }
 IDX_PREFIX = {"train": "train", "test": "t10k"}
 _IDX_DTYPES = {0x08: np.uint8}

@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 
 import ml_collections
 
@@ -62,6 +63,19 @@ def read_jsonl(path):
     return []
   with open(path) as f:
     return [json.loads(line) for line in f if line.endswith("\n") and line.strip()]
+
+
+def check_writable(path, what="workdir"):
+  """UserError unless `path` is a writable directory or could be created as one (creates nothing)."""
+  parent = path
+  while not os.path.exists(parent):
+    parent = os.path.dirname(os.path.abspath(parent))
+  if not os.path.isdir(parent):
+    raise UserError(f"cannot create {what} {path!r} ({parent!r} is a file); choose another "
+                    f"with --{what}")
+  if not os.access(parent, os.W_OK | os.X_OK):
+    raise UserError(f"{what} {path!r} is not writable; choose another with --{what}")
+  return path
 
 
 def writable_dir(path, what="workdir"):
@@ -117,6 +131,26 @@ class Run:
     writable_dir(self.dir)
     return self
 
+  @contextlib.contextmanager
+  def created(self):
+    """The directory, created for the `with` block. If the block fails before a checkpoint
+    was saved in a directory it created, the directory is removed again: a command that
+    fails early leaves nothing behind (an existing directory is never touched)."""
+    new = not os.path.exists(self.dir)
+    self.create()
+    try:
+      yield self
+    except BaseException:
+      if new and not self.has_checkpoints:
+        shutil.rmtree(self.dir, ignore_errors=True)
+      raise
+
+  @property
+  def has_checkpoints(self):
+    """A finished Orbax step exists (its directory has its final, numeric name)."""
+    return os.path.isdir(self.checkpoints_dir) and any(
+        name.isdigit() for name in os.listdir(self.checkpoints_dir))
+
   def lock(self):
     return locked(self.dir)
 
@@ -150,8 +184,10 @@ class Run:
   def timings(self):
     return read_jsonl(self.path(TIMINGS))
 
-  def figures_dir(self, out=None):
-    return writable_dir(out or self.path(FIGURES), "out")
+  def figures_dir(self, out=None, create=True):
+    """Where figures go (--out or figures/); checked, and created only when `create`."""
+    path = out or self.path(FIGURES)
+    return writable_dir(path, "out") if create else check_writable(path, "out")
 
   def epoch_log(self, history, log=print):
     """An EpochLog whose files hold exactly `history` (the epochs the checkpoint has)."""

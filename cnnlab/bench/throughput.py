@@ -5,6 +5,7 @@ cnnlab and torch (and the matmul peak) at each batch size; ratios compare the sa
 Batches are fixed random uint8 images on the device: throughput does not depend on content.
 """
 
+import json
 import os
 import platform
 import resource
@@ -107,21 +108,29 @@ def compile_seconds(config, batch_size):
   """First-step wall time in fresh processes: {"cold": empty cache, "cached": warm cache}.
 
   Two child processes share one new persistent-cache directory: the first compiles from
-  scratch and fills it, the second finds its program there (a user's rerun). Children, because
-  the cache cannot be switched on and off cleanly inside one process.
+  scratch and fills it, the second finds its programs there (a user's rerun). Children, because
+  the cache cannot be switched on and off cleanly inside one process. Each also reports JAX's
+  own count of persistent-cache hits and misses, so "the rerun compiled nothing" is a fact,
+  not an inference from timings.
   """
-  code = ("import json, sys, ml_collections; from cnnlab.bench import throughput; "
+  code = ("import json, sys, jax, ml_collections; from cnnlab.bench import throughput; "
+          "n = {'hits': 0, 'misses': 0}; "
+          "jax.monitoring.register_event_listener(lambda e, **k: [n.__setitem__(w, n[w] + 1) "
+          "for w in ('hits', 'misses') if e == '/jax/compilation_cache/cache_' + w]); "
           "c = ml_collections.ConfigDict(json.loads(sys.argv[1])); "
-          "print(throughput.JaxTrainer(c, int(sys.argv[2])).compile_seconds())")
-  times = []
+          "s = throughput.JaxTrainer(c, int(sys.argv[2])).compile_seconds(); "
+          "print(json.dumps(dict(n, seconds=s)))")
+  runs = []
   with tempfile.TemporaryDirectory() as cache:
     env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache,
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
     for _ in range(2):
       out = run_python(["-c", code, config.to_json(), str(batch_size)], env)
-      times.append(float(out.split()[-1]))
-  return {"cold": times[0], "cached": times[1]}
+      runs.append(json.loads(out.strip().splitlines()[-1]))
+  return {"cold": runs[0]["seconds"], "cached": runs[1]["seconds"],
+          "cache_events": {"cold": {k: runs[0][k] for k in ("hits", "misses")},
+                           "cached": {k: runs[1][k] for k in ("hits", "misses")}}}
 
 
 def _stats(values):
@@ -154,7 +163,7 @@ def _runners(config, bs, against, compiles):
   jt = JaxTrainer(config, bs)
   jt.compile_seconds()  # the first step (compile); timed in fresh processes
   rec = {"batch_size": bs, "compile_s": compiles["cold"], "compile_s_cached": compiles["cached"],
-         "flops_per_image": jt.flops_per_image()}
+         "compile_cache_events": compiles["cache_events"], "flops_per_image": jt.flops_per_image()}
   jt.run(5)
   tt = None
   if against == "torch":

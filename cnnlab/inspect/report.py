@@ -35,8 +35,9 @@ def write_figures(workdir, out=None, which="best", layers=(), split="train", ind
   else:
     x, label = inputs.pick(*inputs.dataset_images(config, split, data_dir), index, split)
     what = f"{split} image {index} ({names[label]})"
-  out = run.figures_dir(out)
+  out = run.figures_dir(out, create=False)  # checked now, created once there is something
   _, model, state, meta = load_run(workdir, which)  # the slow part: build + restore
+  out = run.figures_dir(out)
   history = run.history()
   paths = []
   put = lambda fig, name: paths.append(plots.save(fig, os.path.join(out, name)))

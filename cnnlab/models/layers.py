@@ -8,7 +8,7 @@ reserves a submodule's name in every collection, so the outputs live in the chil
 work for any model without special cases.
 
 The fast layers decide their backend themselves, so a model body is written once, plainly:
-`Conv` (a drop-in for nn.Conv), `max_pool`/`avg_pool`/`relu_max_pool` (ops.pool_nhwc, the one
+`Conv` (a drop-in for nn.Conv), `max_pool`/`avg_pool`/`relu_max_pool` (pooling.pool_nhwc, the one
 pooling implementation) and `image_groups`, which runs a per-image sub-network in groups of
 images on CPU.
 """
@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence, Union
 import flax.linen as nn
 import jax
 
-from cnnlab import ops
+from cnnlab import ops, pooling
 from cnnlab.models import fast_conv
 
 
@@ -86,12 +86,12 @@ class Conv(nn.Module):
 
 
 def max_pool(x, window=2, stride=None, padding="VALID"):
-  """Max pooling of an NHWC batch (ops.pool_nhwc: fast gradients on CPU, same numbers)."""
+  """Max pooling of an NHWC batch (pooling.pool_nhwc: fast gradients on CPU, same numbers)."""
   return _pool(x, window, stride, padding, "max")
 
 
 def avg_pool(x, window=2, stride=None, padding="VALID"):
-  """Average pooling of an NHWC batch; padded pixels are not counted (ops.pool_nhwc)."""
+  """Average pooling of an NHWC batch; padded pixels are not counted (pooling.pool_nhwc)."""
   return _pool(x, window, stride, padding, "avg")
 
 
@@ -121,7 +121,7 @@ def _pool(x, window, stride, padding, kind):
   win = (window, window) if isinstance(window, int) else tuple(window)
   strides = win if stride is None else (stride,) * 2 if isinstance(stride, int) else tuple(stride)
   pads = ops.resolve_padding(padding, x.shape[1:3], win, strides)
-  return ops.pool_nhwc(x, win, strides, kind, pads)
+  return pooling.pool_nhwc(x, win, strides, kind, pads)
 
 
 def image_groups(fn, layers, x, max_groups=8):

@@ -33,9 +33,9 @@ def early_stop(history, config):
 def train_and_evaluate(config, workdir, resume=True, log=log_line):
   """Train `config` in `workdir` (resuming when it holds checkpoints); return the results."""
   config_lib.check(config)
-  run = rundir.Run(workdir).create()
+  run = rundir.Run(workdir)
   try:
-    with run.lock():
+    with run.created(), run.lock():
       if run.finished:
         results = run.read_results()
         log(f"{workdir} holds a finished run (test accuracy {results['test_accuracy']:.4f}); "
