@@ -15,7 +15,8 @@ usage() {
 usage: ./launch.sh COMMAND [--flag=value ...]
 
   setup     create .venv, install cnnlab (pip install -e .[dev]) and the Fashion-MNIST files
-  test      run the test suite:  ./launch.sh test [pytest args]
+  test      the quick tests (~3 min):  ./launch.sh test [pytest args]
+            every test (CI runs this): ./launch.sh test --all [pytest args]
 USAGE
   ensure_setup >/dev/null
   PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m cnnlab.cli --help | sed -n '4,$p'
@@ -55,7 +56,10 @@ cmd="${1:-help}"
 case "$cmd" in
   help|-h|--help) usage ;;
   setup) setup; echo "ready: $VENV" ;;
-  test) ensure_setup; cd "$ROOT"; exec "$PY" -m pytest "$@" ;;
+  test)
+    ensure_setup; cd "$ROOT"
+    if [ "${1:-}" = --all ]; then shift; exec "$PY" -m pytest "$@"; fi
+    exec "$PY" -m pytest -m "not slow" "$@" ;;
   *)  # any other word is a command of cnnlab/cli/ (one file each); it says if there is none
     ensure_setup
     [ "$cmd" = train ] && install_data

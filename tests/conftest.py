@@ -2,6 +2,12 @@
 
 Tests needing the data are skipped (with the reason) only where the IDX files are absent;
 CI installs them (.ci/run), so there every test runs.
+
+Tiers: `./launch.sh test` runs the quick tier (everything not marked `slow`), `./launch.sh test
+--all` every test (CI). Every test has a time limit (pytest-timeout, pyproject.toml), and all of
+them, in-process and in the subprocesses they start, share one persistent compilation cache
+(.jax_cache/tests, or $CNNLAB_JAX_CACHE): a rerun compiles little. Tests of cold compilation
+and of the cache itself make their own empty caches.
 """
 
 import os
@@ -13,6 +19,15 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.environ.get("CNNLAB_TEST_DATA_DIR", "/usr/share/datasets/fashion-mnist")
 sys.path.insert(0, REPO)  # experiments/ (configs) is not an installed package
+os.environ.setdefault("CNNLAB_JAX_CACHE", os.path.join(REPO, ".jax_cache", "tests"))
+
+
+def _use_shared_cache():
+  from cnnlab import compilation
+  compilation.use_persistent_cache()  # reads CNNLAB_JAX_CACHE, as every subprocess does
+
+
+_use_shared_cache()
 
 
 def has_data():
@@ -20,7 +35,7 @@ def has_data():
   return data.has_idx_files(DATA_DIR, "train") and data.has_idx_files(DATA_DIR, "test")
 
 
-needs_data = pytest.mark.skipif(not os.path.isdir(DATA_DIR),
+needs_data = pytest.mark.skipif(not has_data(),
                                 reason=f"Fashion-MNIST IDX files not in {DATA_DIR} "
                                        "(apt-get install dataset-fashion-mnist)")
 
@@ -41,7 +56,7 @@ def smoke_config(**overrides):
 
 def run_cli(*args, timeout=600):
   """Run `python -m cnnlab.cli ARGS` as a user would; returns CompletedProcess."""
-  env = dict(os.environ, PYTHONPATH=REPO, CNNLAB_JAX_CACHE="")
+  env = dict(os.environ, PYTHONPATH=REPO)
   return subprocess.run([sys.executable, "-m", "cnnlab.cli", *args], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=timeout)
 
@@ -49,7 +64,7 @@ def run_cli(*args, timeout=600):
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
   """Workdir of one finished smoke training (trained once per test session, in-process)."""
-  if not os.path.isdir(DATA_DIR):
+  if not has_data():
     pytest.skip(f"Fashion-MNIST IDX files not in {DATA_DIR}")
   from cnnlab.train import train_and_evaluate
   workdir = str(tmp_path_factory.mktemp("smoke_run"))

@@ -10,6 +10,8 @@ import pytest
 
 from conftest import DATA_DIR, needs_data, run_cli
 
+pytestmark = pytest.mark.slow  # the quick tier skips it; --all and CI run it
+
 
 @needs_data
 def test_time_to_accuracy_runs_fresh_processes_and_reports_when_the_target_is_reached(tmp_path):
@@ -43,10 +45,26 @@ def test_throughput_record_holds_every_field_the_issue_names(tmp_path):
   (rec,) = result["results"]
   assert rec["batch_size"] == 16
   assert rec["train_images_per_s"]["median"] > 0 and rec["eval_images_per_s"] > 0
-  # A fresh process with an empty cache compiles; the rerun with the cache warm is faster.
-  assert rec["compile_s_cached"] < rec["compile_s"]
-  assert 1e6 < rec["flops_per_image"] < 1e8  # XLA's count: ~23 MFLOP for the course CNN
-  assert 0 < rec["fraction_of_matmul_peak"]["median"] < 1.5
+  # A fresh process with an empty cache compiles every program (init, step); the rerun with
+  # the cache warm compiles none of them: JAX's own cache events, not timings.
+  events = rec["compile_cache_events"]
+  assert events["cold"]["hits"] == 0 and events["cold"]["misses"] >= 2
+  assert events["cached"] == {"hits": events["cold"]["misses"], "misses": 0}
+  # XLA's FLOP count of this very step (the same jax here), per image: for the course CNN
+  # 23.5 MFLOP at batch 16 with jaxlib 0.10.2, 4% under the analytic 3 x forward (summary)
+  # minus conv1's unneeded input gradient.
+  import sys
+  sys.path.insert(0, "experiments")
+  from cnnlab.bench.throughput import JaxTrainer
+  from cnnlab.inspect.layers import summarize
+  from experiments import smoke
+  assert rec["flops_per_image"] == JaxTrainer(smoke.get_config(), 16).flops_per_image()
+  analytic = 3 * summarize("textbook_cnn")["flops"] - summarize("textbook_cnn")["rows"][0]["flops"]
+  assert rec["flops_per_image"] == pytest.approx(analytic, rel=0.05)
+  # The peak fraction is each round's achieved GFLOP/s over the matmul peak of that round.
+  (jax_rate,), (peak,) = rec["train_images_per_s"]["all"], rec["matmul_peak_gflops"]["all"]
+  assert rec["fraction_of_matmul_peak"]["median"] == pytest.approx(
+      jax_rate * rec["flops_per_image"] / 1e9 / peak, rel=2e-3)  # "all" holds 0.1-rounded values
 
 
 @needs_data

@@ -39,6 +39,7 @@ def test_bad_train_input(name, tmp_path):
   assert not (workdir / "checkpoints").exists()  # nothing was started
 
 
+@pytest.mark.slow
 def test_unwritable_workdir(tmp_path):
   blocker = tmp_path / "file"
   blocker.write_text("not a directory")

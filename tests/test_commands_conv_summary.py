@@ -28,7 +28,7 @@ CASES = {
 
 
 def start(args):
-  env = dict(os.environ, PYTHONPATH=ROOT, CNNLAB_JAX_CACHE="")
+  env = dict(os.environ, PYTHONPATH=ROOT)
   return subprocess.Popen([sys.executable, "-m", "cnnlab.cli", *args], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

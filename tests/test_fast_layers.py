@@ -23,6 +23,7 @@ def _close(a, b, tol=1e-5):
 @pytest.mark.parametrize("cin, features", [(1, 16), (1, 5), (8, 16)])  # im2col, lax, lax
 @pytest.mark.parametrize("strides", [1, 2])
 @pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.slow
 def test_conv_matches_nn_conv(cin, features, strides, padding):
   x = jax.random.normal(jax.random.PRNGKey(1), (4, 9, 10, cin))
   fast = Conv(features, (3, 3), strides=strides, padding=padding)
@@ -48,6 +49,7 @@ def test_max_pool_matches_flax_forward_and_backward():
   _close(vjp(pool), vjp(ref), 0)
 
 
+@pytest.mark.slow
 def test_ties_after_relu_get_the_same_gradient():
   # ReLU makes ties (windows of zeros). relu_max_pool gives such a window's gradient to its
   # first element like XLA's select_and_scatter, and ReLU's derivative is 0 there anyway,
@@ -99,6 +101,7 @@ def _adam_losses(model, batch, steps=20):
   return losses
 
 
+@pytest.mark.slow
 def test_textbook_cnn_trains_like_the_straightforward_model():
   """20 Adam steps on one fixed batch: losses agree to 1e-4 relative (float32 reordering)."""
   rng = np.random.RandomState(0)
@@ -153,6 +156,7 @@ class GroupedTrunk(nn.Module):
     return image_groups(_trunk, layers, x, max_groups=self.groups)
 
 
+@pytest.mark.slow
 def test_image_groups_equal_unrolled_groups_and_the_plain_path():
   """One shared trace = each group written out (bit for bit); = one plain batch (rounding)."""
   x = jax.random.uniform(jax.random.PRNGKey(8), (40, 12, 12, 1))  # 5 groups of 8

@@ -43,6 +43,7 @@ def test_fashion_cnn_bn_shapes():
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.slow
 def test_every_model_runs_one_batch(name):
   model = create_model(name)
   x = jnp.ones((2, 28, 28, 1))
@@ -58,6 +59,7 @@ def test_unknown_model_or_field_is_a_user_error():
     create_model("textbook_cnn", dropuot=0.3)
 
 
+@pytest.mark.slow
 def test_fast_max_pool_equals_flax_max_pool_forward_and_backward():
   x = jax.random.normal(jax.random.key(1), (3, 28, 28, 8))
   ref = lambda x: nn.max_pool(x, (2, 2), (2, 2))

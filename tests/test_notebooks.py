@@ -6,6 +6,8 @@ import pytest
 
 from conftest import REPO, needs_data
 
+pytestmark = pytest.mark.slow  # the quick tier skips it; --all and CI run it
+
 nbformat = pytest.importorskip("nbformat", reason="dev extra not installed")
 nbclient = pytest.importorskip("nbclient", reason="dev extra not installed")
 

@@ -44,6 +44,7 @@ def test_classify_by_index_and_korean_names(smoke_run, restored):
   np.testing.assert_allclose(probs, predict.probabilities(state, images[:1])[0], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_saved_dataset_image_predicts_like_its_index(smoke_run, tmp_path):
   by_index = classify(smoke_run[0], index=0, split="validation")
   path = str(tmp_path / "bag.png")

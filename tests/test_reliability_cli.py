@@ -15,6 +15,7 @@ pytestmark = needs_data
 
 # --- Concurrency ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_second_run_on_a_locked_workdir_is_refused_naming_the_pid(tmp_path):
   workdir = str(tmp_path / "run")
   os.makedirs(workdir)

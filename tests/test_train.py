@@ -4,6 +4,7 @@ import functools
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -112,28 +113,33 @@ def _final_digest(workdir):
 
 
 @needs_data
-def test_sigterm_then_resume_equals_an_uninterrupted_run(smoke_run, tmp_path):
-  """SIGTERM mid-epoch saves at the step boundary; the resumed run ends bit-identical."""
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])  # a scheduler; Ctrl-C
+def test_sigterm_then_resume_equals_an_uninterrupted_run(smoke_run, tmp_path, signum):
+  """SIGTERM or Ctrl-C mid-epoch saves at the step boundary; the resumed run ends
+  bit-identical."""
   workdir = str(tmp_path / "interrupted")
   args = [sys.executable, "-m", "cnnlab.cli", "train",
           f"--config={REPO}/experiments/smoke.py", f"--workdir={workdir}",
           f"--data_dir={DATA_DIR}"]
-  env = dict(os.environ, PYTHONPATH=REPO, CNNLAB_JAX_CACHE="")
+  env = dict(os.environ, PYTHONPATH=REPO)
   proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True)
   deadline = time.time() + 120
   while not os.path.exists(os.path.join(workdir, "checkpoints", "64")):  # epoch 1 saved
     assert proc.poll() is None and time.time() < deadline, proc.communicate()
     time.sleep(0.01)
-  proc.send_signal(signal.SIGTERM)
+  proc.send_signal(signum)
   out, err = proc.communicate(timeout=120)
   if proc.returncode == 0:
-    pytest.fail("the run finished before SIGTERM arrived; make the test config larger")
-  assert proc.returncode == 128 + signal.SIGTERM, err
+    pytest.fail("the run finished before the signal arrived; make the test config larger")
+  assert proc.returncode == 128 + signum, err
+  assert f"{signal.Signals(signum).name} received: saved step" in err + out
   assert "resume with: ./launch.sh train" in err + out
   resumed = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
   assert resumed.returncode == 0, resumed.stderr
-  assert "resuming" in resumed.stdout
+  step = int(re.search(r"saved step (\d+)", err + out).group(1))
+  assert step > 64 and f"from step {step} " in resumed.stdout  # resumed, not restarted
   reference, _ = smoke_run
   read = lambda d: open(os.path.join(d, "metrics.jsonl")).read()
   assert read(workdir) == read(reference)  # same numbers, to the last bit
@@ -141,6 +147,7 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(smoke_run, tmp_path):
 
 
 @needs_data
+@pytest.mark.slow
 def test_augmentation_in_the_step_is_deterministic_and_applied():
   _, state = state_lib.build(smoke_config())
   batch = _real_batch(32)
@@ -154,6 +161,7 @@ def test_augmentation_in_the_step_is_deterministic_and_applied():
 
 
 @needs_data
+@pytest.mark.slow
 def test_flip_tta_evaluation_counts_every_image():
   _, state = state_lib.build(smoke_config())
   x, y = data.load_split("fashion_mnist", "test", DATA_DIR)
@@ -192,6 +200,7 @@ class _HostReads:
 
 
 @needs_data
+@pytest.mark.slow
 def test_host_reads_per_epoch_do_not_grow_with_the_number_of_steps(tmp_path, monkeypatch):
   reads = _HostReads(monkeypatch)
   counts = {}
@@ -209,6 +218,7 @@ def test_host_reads_per_epoch_do_not_grow_with_the_number_of_steps(tmp_path, mon
 
 
 @pytest.mark.parametrize("name", ["textbook_cnn", "vgg_small"])  # glorot-uniform, truncated normal
+@pytest.mark.slow
 def test_initialisation_with_compile_options_draws_the_same_bits(name):
   """create_train_state compiles with compilation.compile_options: the values must not change."""
   model = create_model(name)
@@ -220,6 +230,7 @@ def test_initialisation_with_compile_options_draws_the_same_bits(name):
 
 
 @needs_data
+@pytest.mark.slow
 def test_training_with_compile_options_gives_the_same_bits():
   """Three Adam steps of the course CNN: cnnlab's XLA options vs XLA's defaults, bit for bit."""
   _, state = state_lib.build(smoke_config())
@@ -257,3 +268,24 @@ def test_precompile_fills_the_cache_the_call_uses():
   np.testing.assert_allclose(y, np.tanh(x) @ np.asarray(x).T, rtol=1e-6)
   _, control = _compile_log(jax.jit(lambda x: jnp.cos(x) @ x.T), x)  # the log does show compiles
   assert control, "no compile was logged for a fresh function: the check above proves nothing"
+
+
+@needs_data
+@pytest.mark.slow
+def test_early_stopping_fires_and_the_test_set_sees_the_best_epoch(tmp_path):
+  """patience 1 on 512 images at a high learning rate: the validation loss turns up, the run
+  stops one epoch later, and the single test evaluation uses the best epoch's weights."""
+  config = smoke_config(train_size=512, validation_size=256, test_size=256, num_epochs=12,
+                        early_stopping_patience=1, eval_batch_size=64)
+  config.optimizer.learning_rate = 3e-3
+  workdir = str(tmp_path / "run")
+  results = train_and_evaluate(config, workdir, log=lambda *a: None)
+  history = rundir.Run(workdir).history()
+  best = checkpoint.best(history)
+  assert results["stopped_early"] and len(history) == results["epochs"] < 12
+  assert history[-1]["epoch"] == best["epoch"] + 1  # one epoch without a better val loss
+  assert results["best_step"] == best["step"] and results["val_loss"] == best["val_loss"]
+  _, _, state, _ = restore.load_run(workdir)  # the best step, restored
+  assert int(state.step) == best["step"] < history[-1]["step"]
+  test = evaluate(state, eval_batches(*data.load_test(config), 64))
+  assert test["accuracy"] == results["test_accuracy"] and test["loss"] == results["test_loss"]

@@ -73,6 +73,7 @@ def test_zoo_model_takes_num_classes(name):
 
 @pytest.mark.parametrize("name", ZOO)
 @pytest.mark.parametrize("input_shape", INPUTS)
+@pytest.mark.slow
 def test_zoo_model_trains_one_step(name, input_shape):
   model = create_model(name)
   opt = ml_collections.ConfigDict({"name": "sgd", "learning_rate": 0.01, "momentum": 0.9})
@@ -166,6 +167,7 @@ def test_bad_augment_values_are_user_errors():
       config_lib.check(smoke_config(augment=ml_collections.ConfigDict(bad)))
 
 
+@pytest.mark.slow
 def test_flip_tta_of_a_mirror_symmetric_input_equals_plain_logits():
   model = create_model("textbook_cnn")
   x = jax.random.uniform(jax.random.key(5), (4, 28, 28, 1))
