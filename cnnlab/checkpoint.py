@@ -195,7 +195,8 @@ def restore_latest_good(mngr, state, sums, log=print, set_aside_to=None):
 
 def restore_best(mngr, history, state, sums, log=print):
   """The best step of `history` that is still on disk, else the latest good one; or None."""
-  done = [r for r in history if r["step"] in mngr.all_steps()]
+  on_disk = set(mngr.all_steps())  # one directory listing, not one per epoch
+  done = [r for r in history if r["step"] in on_disk]
   if done:
     step = best(done)["step"]
     try:

@@ -27,7 +27,7 @@ def load_run(workdir, which="best", seed_index=0):
   mngr = checkpoint.manager(run.checkpoints_dir, read_only=True)
   try:
     _check_saved_params(mngr, workdir, config, variables["params"])
-    state, meta = _restore(run, mngr, config, which)
+    model, state, meta = _restore(run, mngr, config, which)
   finally:
     mngr.close()
   seeds = state_lib.num_seeds(config)
@@ -36,13 +36,13 @@ def load_run(workdir, which="best", seed_index=0):
       raise UserError(f"seed index {seed_index} is out of range: the run has "
                       f"{seeds} seeds (0..{seeds - 1})")
     state = jax.tree.map(lambda x: x[seed_index], state)
-  return config, state_lib.model_of(config), state, meta
+  return config, model, state, meta
 
 
 def _restore(run, mngr, config, which):
-  """(state, meta) of the best (lowest val loss) or latest good step of a run."""
+  """(model, state, meta) of the best (lowest val loss) or latest good step of a run."""
   try:
-    _, state = state_lib.build(config)
+    model, state = state_lib.build(config)
   except UserError as err:
     raise UserError(f"the config in {run.dir} cannot be built ({err})") from None
   if not mngr.all_steps():
@@ -58,7 +58,7 @@ def _restore(run, mngr, config, which):
   if restored is None:
     raise UserError(f"no usable checkpoint in {run.checkpoints_dir}; retrain it")
   state, _, meta = restored
-  return state, meta
+  return model, state, meta
 
 
 def abstract_model(config, workdir="the run"):
