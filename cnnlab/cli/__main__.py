@@ -45,9 +45,14 @@ def main(argv):
     print(f"cnnlab: error: unknown command {command!r}{closest(command, table)}; "
           f"choose one of: {', '.join(table)}", file=sys.stderr)
     return 2
-  module = importlib.import_module(f"cnnlab.cli.{command}")
-  from absl import flags
   from cnnlab.cli import common
+  try:
+    module = importlib.import_module(f"cnnlab.cli.{command}")
+  except (KeyError, AttributeError) as err:  # --config.FIELD checked against the default config
+    if not any(arg.startswith("--config.") for arg in argv[2:]):
+      raise
+    common.fail(common.unknown_field(err, argv[2:]))
+  from absl import flags
   # absl's --help prints the __main__ module's docstring: show the command's, not this one's.
   sys.modules["__main__"].__doc__ = module.__doc__
   flags.adopt_module_key_flags(module)  # --help then lists the command's own flags

@@ -1,5 +1,10 @@
 """`bench`: training/eval images per second of a config's model, optionally against PyTorch.
 
+  ./launch.sh bench --against=torch                # needs pip install -e '.[bench]'
+  ./launch.sh bench --against=none --batch_sizes=128 --repeats=3
+  ./launch.sh bench --time_to_accuracy=0.91        # seconds until test accuracy 0.91
+  ./launch.sh bench --seeds_vs_sequential=4        # 4 seeds vmapped vs 4 processes
+
 Rounds alternate cnnlab and torch (and a matmul peak) so a noisy, shared CPU loads both alike;
 the JSON keeps every round (min/median/max) plus machine and library versions.
 

@@ -12,9 +12,11 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from cnnlab.errors import UserError
+from cnnlab.errors import UserError, closest
 
 PROG = "cnnlab"
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HELP_FLAGS = ("-h", "--help", "-help", "--helpshort", "-?")
 
 
 def fail(message):
@@ -34,12 +36,25 @@ def _explain_flag_error(err):
   return text.splitlines()[0] if text else repr(err)
 
 
-def _unknown_field(err):
-  """One line for an unknown --config.FIELD (ml_collections adds 'Did you mean ...?')."""
-  key, _, hint = str(err.args[0] if err.args else err).partition("\n")
-  hint = f" ({hint.strip().rstrip('?').lower()}?)" if hint.strip() else ""
-  return (f"the config has no field {key.strip(chr(39))}{hint}; check the spelling "
-          "(--helpfull lists the fields)")
+def unknown_field(err, args=None):
+  """One line for an unknown --config.FIELD: the field as typed, the nearest one, and where
+  every field is listed. `err` is ml_collections' KeyError, or the AttributeError around it."""
+  if isinstance(err, AttributeError) and err.args and isinstance(err.args[0], KeyError):
+    err = err.args[0]
+  text = str(err.args[0] if err.args else err)
+  key = text.partition("\n")[0].strip("'\" ")
+  args = sys.argv[1:] if args is None else args
+  dotted, prefix = key, ""
+  for arg in args:
+    parts = arg[2:].partition("=")[0].split(".") if arg.startswith("--config.") else []
+    if key in parts[1:]:
+      i = parts.index(key, 1)
+      dotted, prefix = ".".join(parts[1:i + 1]), "".join(p + "." for p in parts[1:i])
+      break
+  near = re.search(r'Did you mean "([^"]+)"', text)
+  hint = f" (did you mean {prefix}{near.group(1)}?)" if near else ""
+  listing = " ".join(["./launch.sh config"] + [a for a in args if a.startswith("--config=")])
+  return f"the config has no field {dotted}{hint}; `{listing}` lists every field"
 
 
 def _underscored(arg):
@@ -51,25 +66,54 @@ def _underscored(arg):
   return arg if "." in name else "--" + name.replace("-", "_") + eq + value
 
 
-def _parse(argv):
+def _parse(argv, module_name):
   argv = argv[:1] + [_underscored(a) for a in argv[1:]]
   try:
     return flags.FLAGS(argv)
   except flags.UnrecognizedFlagError as err:
-    fail(f"unknown flag --{err.flagname}; see --help for the flags this command takes")
+    own = [f"--{f.name}" for f in flags.FLAGS.get_flags_for_module(module_name)]
+    fail(f"unknown flag --{err.flagname}{closest(f'--{err.flagname}', own)}; "
+         f"`./launch.sh {argv[0].split()[-1]} --help` lists this command's flags")
   except flags.IllegalFlagValueError as err:
     fail(f"bad flag value: {_explain_flag_error(err)}")
   except KeyError as err:
-    fail(_unknown_field(err))
+    fail(unknown_field(err, argv[1:]))
   except AttributeError as err:  # ml_collections wraps an unknown field's KeyError in one
-    fail(_unknown_field(err.args[0]) if err.args and isinstance(err.args[0], KeyError)
+    fail(unknown_field(err, argv[1:]) if err.args and isinstance(err.args[0], KeyError)
          else _explain_flag_error(err))
   except (flags.Error, ValueError, TypeError, OSError) as err:
     fail(_explain_flag_error(err))
 
 
+def help_text(module, command):
+  """What `-h`/`--help` print: the command's docstring and its own flags."""
+  own = flags.FLAGS.module_help(module.__name__).strip().splitlines()[1:]  # drop the module name
+  lines = [(module.__doc__ or "").strip(), "", "flags:", *own]
+  if any(f.name == "config" for f in flags.FLAGS.get_flags_for_module(module.__name__)):
+    lines.append("  --config.FIELD=value: set any field of the config; "
+                 "`./launch.sh config` lists them all")
+  lines += ["", f"`./launch.sh {command} --helpfull` adds absl's own flags."]
+  return "\n".join(lines).replace(REPO + os.sep, "")
+
+
+def _help_requested(argv):
+  """Exit 0 with the help when a help flag comes before any `--` (absl itself exits 1)."""
+  words = argv[1:argv.index("--")] if "--" in argv else argv[1:]
+  if "--helpfull" in words:
+    app.usage(shorthelp=False, writeto_stdout=True, exitcode=0)
+  return any(word in HELP_FLAGS for word in words)
+
+
 def run(main, argv=None):
   """`app.run(main)`, with UserError and flag errors reported as one line and exit 2."""
+  argv = sys.argv if argv is None else argv
+  module = sys.modules[main.__module__]
+  if _help_requested(argv):
+    try:
+      print(help_text(module, argv[0].split()[-1]), flush=True)
+    except BrokenPipeError:  # `--help | head`: the reader has what it wanted
+      os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(0)
 
   def checked_main(argv):
     logging.set_verbosity(logging.ERROR)  # Orbax logs every save at INFO, and more
@@ -83,7 +127,8 @@ def run(main, argv=None):
       print(f"{PROG}: interrupted", file=sys.stderr)
       sys.exit(130)
 
-  app.run(checked_main, argv=argv, flags_parser=_parse)
+  app.run(checked_main, argv=argv,
+          flags_parser=lambda args: _parse(args, module.__name__))
 
 
 def load_config(config_flag, flag_name="config"):
@@ -104,7 +149,7 @@ def load_config(config_flag, flag_name="config"):
     raise UserError(f"cannot load --{flag_name}={path} ({reason}); pass a config file such as "
                     "--config=experiments/textbook.py") from None
   except KeyError as err:
-    raise UserError(_unknown_field(err)) from None
+    raise UserError(unknown_field(err)) from None
   except (AttributeError, ValueError, TypeError) as err:
     raise UserError(f"bad --{flag_name} override: {' '.join(str(err).split())}; check the field "
                     "name and type in the config file") from None

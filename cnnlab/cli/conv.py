@@ -1,4 +1,4 @@
-"""`conv`: a teaching calculator: convolve or pool a small matrix and show the size arithmetic.
+r"""`conv`: a teaching calculator: convolve or pool a small matrix and show the size arithmetic.
 
   ./launch.sh conv --image='[[1,2,3],[4,5,6],[7,8,9]]' --kernel='[[1,1],[1,1]]' \
       --padding=same
@@ -12,10 +12,8 @@ belongs to it.
 import ast
 import json
 
-import numpy as np
 from absl import flags
 
-from cnnlab import ops, shapes
 from cnnlab.cli.common import require
 from cnnlab.errors import UserError
 
@@ -29,7 +27,9 @@ flags.DEFINE_string("pool", None, "pool instead of convolving: max, avg or min")
 flags.DEFINE_string("window", "2", "pooling window: int or 'F_h,F_w'")
 FLAGS = flags.FLAGS
 
-MASKS = {"vertical": ops.VERTICAL_EDGE, "horizontal": ops.HORIZONTAL_EDGE}
+# Mask names -> cnnlab.ops constants. cnnlab.ops (JAX) and numpy are imported inside the
+# functions, so `conv --help` starts in a fraction of a second.
+MASKS = {"vertical": "VERTICAL_EDGE", "horizontal": "HORIZONTAL_EDGE"}
 
 
 def parse_matrix(text, flag):
@@ -42,6 +42,7 @@ def parse_matrix(text, flag):
     except (ValueError, SyntaxError):
       raise UserError(f"--{flag}={text!r} is not a nested list of numbers; write e.g. "
                       "'[[1,2],[3,4]]'") from None
+  from cnnlab import ops
   return ops.as_array(value, flag)
 
 
@@ -61,6 +62,7 @@ def parse_padding(text):
 
 def matrix_text(a, indent="  "):
   """Rows of %g numbers, right-aligned; one 2D map per channel (3D) or per filter/channel (4D)."""
+  import numpy as np
   a = np.asarray(a)
   if a.ndim == 4:
     return "\n".join(f"{indent}[filter {k}, input channel {c}]\n" +
@@ -78,6 +80,7 @@ def matrix_text(a, indent="  "):
 
 def size_lines(sizes, window, stride, padding, pool):
   """The output-size arithmetic per axis (one line when both axes agree)."""
+  from cnnlab import shapes
   strides = stride if isinstance(stride, tuple) else (stride, stride)
   pads = padding if isinstance(padding, tuple) else (padding, padding)
   lines = [shapes.size_arithmetic(n, f, s, p, pool=pool)
@@ -93,6 +96,7 @@ def shape_text(shape):
 
 def pool_report(image, padding):
   """Lines describing a pooling of `image`: settings, size arithmetic, result."""
+  from cnnlab import ops
   window = parse_ints(FLAGS.window, "window")
   stride = window if FLAGS.stride is None else parse_ints(FLAGS.stride, "stride")
   kind = FLAGS.pool.lower()
@@ -106,8 +110,10 @@ def pool_report(image, padding):
 
 def conv_report(image, padding):
   """Lines describing a convolution of `image`: kernel, size arithmetic, parameters, result."""
+  from cnnlab import ops, shapes
   name = FLAGS.kernel.strip().lower()
-  kernel = ops.as_array(MASKS[name]) if name in MASKS else parse_matrix(FLAGS.kernel, "kernel")
+  kernel = (ops.as_array(getattr(ops, MASKS[name])) if name in MASKS
+            else parse_matrix(FLAGS.kernel, "kernel"))
   stride = 1 if FLAGS.stride is None else parse_ints(FLAGS.stride, "stride")
   bias = None if FLAGS.bias is None else parse_matrix(FLAGS.bias, "bias")
   out = ops.conv2d(image, kernel, stride=stride, padding=padding, bias=bias)

@@ -8,10 +8,8 @@ where brightness changes left to right, the horizontal mask where it changes top
 
 import os
 
-import numpy as np
 from absl import flags
 
-from cnnlab import ops
 from cnnlab.cli.common import require
 from cnnlab.rundir import writable_dir
 
@@ -24,6 +22,8 @@ FLAGS = flags.FLAGS
 
 def edge_responses(image):
   """(vertical, horizontal) feature maps of a (H, W) image in [0, 1], SAME so sizes match."""
+  import numpy as np
+  from cnnlab import ops  # JAX: imported here, so `edges --help` starts fast
   return tuple(np.asarray(ops.conv2d(image, mask, padding="same"))
                for mask in (ops.VERTICAL_EDGE, ops.HORIZONTAL_EDGE))
 
@@ -31,6 +31,7 @@ def edge_responses(image):
 def save_figure(image, title, out):
   """Original plus both responses; a symmetric colour scale keeps sign (dark->light vs back)."""
   import matplotlib
+  import numpy as np
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   vertical, horizontal = edge_responses(image)
@@ -53,6 +54,8 @@ def save_figure(image, title, out):
 
 def main(argv):
   require(FLAGS.out.lower().endswith(".png"), f"--out={FLAGS.out!r} must end in .png")
+  import numpy as np
+  from cnnlab import ops
   from cnnlab.data import class_names, load_split
   images, labels = load_split("fashion_mnist", "train", FLAGS.data_dir)
   require(0 <= FLAGS.index < len(images), f"--index={FLAGS.index} is out of range; the "

@@ -1,5 +1,8 @@
 """`summary`: a model's Keras-style layer table (output shapes, parameters, FLOPs per image).
 
+  ./launch.sh summary --model=textbook_cnn         # 333,526 parameters
+  ./launch.sh summary --model=vgg_small --input_shape=32,32,3
+
 Built from `jax.eval_shape`, so it runs in a second on any machine and never allocates weights.
 """
 

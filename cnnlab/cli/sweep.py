@@ -1,4 +1,4 @@
-"""`sweep`: train every point of a config grid, each in its own process, and tabulate them.
+r"""`sweep`: train every point of a config grid, each in its own process, and tabulate them.
 
   ./launch.sh sweep --config=experiments/textbook.py --workdir=runs/sweep1 \
       --sweep=config.optimizer.learning_rate=1e-3,3e-4 --sweep=config.model.dropout=0.3,0.4
