@@ -17,17 +17,19 @@ usage: ./launch.sh COMMAND [--flag=value ...]
   setup     create .venv, install cnnlab (pip install -e .[dev]) and the Fashion-MNIST files
   test      the quick tests (~3 min):  ./launch.sh test [pytest args]
             every test (CI runs this): ./launch.sh test --all [pytest args]
+  tensorboard  the runs' curves in a browser, offline: ./launch.sh tensorboard [--logdir=runs]
 USAGE
-  ensure_setup >/dev/null
+  ensure_setup
   PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m cnnlab.cli --help | sed -n '4,$p'
 }
 
 die() { echo "launch.sh: error: $*" >&2; exit 2; }
+say() { echo "setup: $*" >&2; }  # setup's own lines; pip's go to a log
 
 install_data() {
   [ -d "$DATA_DIR" ] && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing Fashion-MNIST (Debian package dataset-fashion-mnist)..."
+    say "installing Fashion-MNIST into $DATA_DIR (Debian package dataset-fashion-mnist) ..."
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
   else
     echo "note: Fashion-MNIST is not in $DATA_DIR; install it with" \
@@ -36,14 +38,22 @@ install_data() {
 }
 
 setup() {
+  local start=$SECONDS log
   command -v python3 >/dev/null || die "python3 not found; install Python >= 3.10"
   if [ ! -x "$PY" ]; then
+    say "creating $VENV (python3 -m venv)"
     python3 -m venv "$VENV" || die "could not create $VENV (Debian: apt-get install python3-venv)"
   fi
-  "$PY" -m pip install -q --upgrade pip
-  "$PY" -m pip install -q -e "$ROOT[dev]"
+  log="$VENV/pip-install.log"
+  say "installing cnnlab and its dependencies into $VENV (pip install -e .[dev]); pip's output: $log"
+  if ! { "$PY" -m pip install --upgrade pip && "$PY" -m pip install -e "$ROOT[dev]"; } >"$log" 2>&1; then
+    # pip's own error lines when it wrote any, else its last lines
+    { grep -E '^(ERROR|error)\b' "$log" || tail -n 15 "$log"; } | tail -n 15 >&2
+    die "pip install failed (pip's error is above; its whole output is in $log)"
+  fi
   touch "$STAMP"
   install_data
+  say "done in $((SECONDS - start)) s"
 }
 
 ensure_setup() {
@@ -55,11 +65,15 @@ cmd="${1:-help}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
   help|-h|--help) usage ;;
-  setup) setup; echo "ready: $VENV" ;;
+  setup) setup ;;
   test)
     ensure_setup; cd "$ROOT"
     if [ "${1:-}" = --all ]; then shift; exec "$PY" -m pytest "$@"; fi
     exec "$PY" -m pytest -m "not slow" "$@" ;;
+  tensorboard)  # TensorBoard (a dependency) on the runs' event files, default --logdir=runs
+    ensure_setup
+    case " $* " in *" --logdir"*) ;; *) set -- --logdir=runs "$@" ;; esac
+    exec "$VENV/bin/tensorboard" "$@" ;;
   *)  # any other word is a command of cnnlab/cli/ (one file each); it says if there is none
     ensure_setup
     [ "$cmd" = train ] && install_data
