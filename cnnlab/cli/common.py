@@ -10,7 +10,6 @@ import re
 import sys
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from cnnlab.errors import UserError, closest
 
@@ -136,6 +135,7 @@ def load_config(config_flag, flag_name="config"):
 
   A missing or broken config file and bad `--config.FIELD` overrides become UserErrors.
   """
+  from ml_collections import config_flags  # only commands with a --config pay for its import
   path = config_flags.get_config_filename(flags.FLAGS[flag_name])
   try:
     config = config_flag.value
