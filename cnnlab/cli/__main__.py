@@ -49,8 +49,10 @@ def main(argv):
   try:
     module = importlib.import_module(f"cnnlab.cli.{command}")
   except (KeyError, AttributeError) as err:  # --config.FIELD checked against the default config
-    if not any(arg.startswith("--config.") for arg in argv[2:]):
-      raise
+    typed = {part for a in argv[2:] if a.startswith("--config.")
+             for part in a.partition("=")[0].split(".")[1:]}
+    if common.missing_key(err)[0] not in typed:
+      raise  # not a field the user typed: a bug, keep its traceback
     common.fail(common.unknown_field(err, argv[2:]))
   from absl import flags
   # absl's --help prints the __main__ module's docstring: show the command's, not this one's.

@@ -35,13 +35,19 @@ def _explain_flag_error(err):
   return text.splitlines()[0] if text else repr(err)
 
 
-def unknown_field(err, args=None):
-  """One line for an unknown --config.FIELD: the field as typed, the nearest one, and where
-  every field is listed. `err` is ml_collections' KeyError, or the AttributeError around it."""
+def missing_key(err):
+  """(key, message) of ml_collections' KeyError for a missing field, or of the AttributeError
+  around one: ('optimzer', "'optimzer'\\nDid you mean \"optimizer\" instead of ...?")."""
   if isinstance(err, AttributeError) and err.args and isinstance(err.args[0], KeyError):
     err = err.args[0]
   text = str(err.args[0] if err.args else err)
-  key = text.partition("\n")[0].strip("'\" ")
+  return text.partition("\n")[0].strip("'\" "), text
+
+
+def unknown_field(err, args=None):
+  """One line for an unknown --config.FIELD: the field as typed, the nearest one, and where
+  every field is listed. `err` is ml_collections' KeyError, or the AttributeError around it."""
+  key, text = missing_key(err)
   args = sys.argv[1:] if args is None else args
   dotted, prefix = key, ""
   for arg in args:
