@@ -72,6 +72,27 @@ def smoke_run(tmp_path_factory):
   return workdir, results
 
 
+TINY = dict(train_size=512, validation_size=256, test_size=256, eval_batch_size=64,
+            batch_size=32)
+
+
+def tiny(num_epochs=3, **overrides):
+  """The reliability tests' tiny run: 512 real images, 16 steps an epoch."""
+  return smoke_config(num_epochs=num_epochs, **TINY, **overrides)
+
+
+@pytest.fixture(scope="session")
+def ref(tmp_path_factory):
+  """A finished 3-epoch tiny run (steps 32 and 48 kept), trained in-process once per session
+  (the reliability and kill tests compare their runs with it; nobody writes to it)."""
+  if not has_data():
+    pytest.skip(f"Fashion-MNIST IDX files not in {DATA_DIR}")
+  from cnnlab.train import train_and_evaluate
+  workdir = str(tmp_path_factory.mktemp("ref"))
+  train_and_evaluate(tiny(), workdir, log=lambda *a: None)
+  return workdir
+
+
 @pytest.fixture(autouse=True)
 def _close_figures():
   """Tests inspect returned figures without saving them; close them so none accumulate."""

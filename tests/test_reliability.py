@@ -21,19 +21,13 @@ from cnnlab import rundir
 from cnnlab.train import step as step_lib
 from cnnlab.errors import UserError
 from cnnlab.train import train_and_evaluate
-from conftest import DATA_DIR, REPO, needs_data, run_cli, smoke_config
+from conftest import DATA_DIR, REPO, TINY, needs_data, run_cli, smoke_config, tiny
 
 pytestmark = needs_data
-TINY = dict(train_size=512, validation_size=256, test_size=256, eval_batch_size=64,
-            batch_size=32)
 TINY_FLAGS = [f"--config={REPO}/experiments/smoke.py", f"--data_dir={DATA_DIR}"] + [
     f"--config.{k}={v}" for k, v in TINY.items()]
 TMP = ".orbax-checkpoint-tmp"
 quiet = lambda *a: None
-
-
-def tiny(num_epochs=3, **overrides):
-  return smoke_config(num_epochs=num_epochs, **TINY, **overrides)
 
 
 def _mngr(workdir):
@@ -68,14 +62,6 @@ def _one_line_error(proc, *needles):
   assert lines[0].startswith("cnnlab: error:") and "Traceback" not in proc.stderr
   for needle in needles:
     assert needle in lines[0], lines[0]
-
-
-@pytest.fixture(scope="module")
-def ref(tmp_path_factory):
-  """A finished 3-epoch tiny run (steps 32 and 48 kept), trained in-process once."""
-  workdir = str(tmp_path_factory.mktemp("ref"))
-  train_and_evaluate(tiny(), workdir, log=quiet)
-  return workdir
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Kill anywhere: SIGKILL a training subprocess at seeded random moments (start-up, restore, a
-step, a checkpoint write, an evaluation, the final write) 15 times, resuming each time; the end
+step, a checkpoint write, an evaluation, the final write) 10 times, resuming each time; the end
 is bit-identical to an uninterrupted run. Helpers and the reference run come from test_reliability.py."""
 
 import os
@@ -13,7 +13,8 @@ import pytest
 from cnnlab.errors import UserError
 from cnnlab.train import train_and_evaluate
 from conftest import REPO, needs_data
-from test_reliability import TINY_FLAGS, TMP, _assert_same_run, _steps, quiet, ref, tiny
+from conftest import tiny
+from test_reliability import TINY_FLAGS, TMP, _assert_same_run, _steps, quiet
 
 pytestmark = [needs_data, pytest.mark.slow]
 
@@ -66,7 +67,7 @@ def _kill_at(proc, mode, n, delay, phases, ckpt_dir):
 
 
 def test_sigkill_anywhere_ten_times_then_resume_is_bit_identical(ref, tmp_path):
-  """15 SIGKILLs drawn over the whole run (start-up, restore, steps, checkpoint writes,
+  """10 SIGKILLs drawn over the whole run (start-up, restore, steps, checkpoint writes,
   evaluations, the final results write), seeded. Every relaunch must resume from the newest
   step on disk (its own "resuming ... from step S" line), and the end is bit-identical."""
   rng = random.Random(20261123)
@@ -74,7 +75,7 @@ def test_sigkill_anywhere_ten_times_then_resume_is_bit_identical(ref, tmp_path):
   args = [sys.executable, "-c", RUNNER, *TINY_FLAGS, "--config.num_epochs=3",
           f"--workdir={workdir}"]
   env = dict(os.environ, PYTHONPATH=REPO, CNNLAB_JAX_CACHE=str(tmp_path / "jax_cache"))
-  modes = ["step", "ckpt", "eval"] * 4 + ["start"]
+  modes = ["step", "ckpt", "eval"] * 2 + ["start"]
   rng.shuffle(modes)
   modes += ["restore", "results"]  # late: by then there are steps to restore; the last write
   killed, resumed = [], []
@@ -107,8 +108,8 @@ def test_sigkill_anywhere_ten_times_then_resume_is_bit_identical(ref, tmp_path):
     if where:
       killed.append(f"{mode}: {where}")
       assert all(str(s).isdigit() for s in _steps(workdir))  # a tmp dir is never a step
-  assert len(killed) >= 12, killed
-  assert len([s for s in resumed if s]) >= 5, resumed  # many launches really resumed
+  assert len(killed) >= 8, killed
+  assert len([s for s in resumed if s]) >= 4, resumed  # many launches really resumed
   hit = {part for where in killed for part in where.split(": ")[1].split("+")}
   assert {"step", "checkpoint write", "eval", "start-up", "restore"} <= hit, killed
   assert open(os.path.join(workdir, ".lock")).read().strip().isdigit()  # a dead owner's lock
