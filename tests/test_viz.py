@@ -31,10 +31,20 @@ def panels(fig):
   return [ax for ax in fig.axes if ax.images]
 
 
-def test_viz_writes_every_figure_as_a_sensible_png(smoke_run, tmp_path):
-  logs = []
-  paths = write_figures(smoke_run[0], out=str(tmp_path / "figs"), mistakes=8, log=logs.append)
-  assert {os.path.basename(p) for p in paths} == FIGURES
+def test_viz_writes_every_figure_as_a_sensible_png(smoke_run, tmp_path, monkeypatch):
+  logs, drawn, save = [], {}, plots.save
+  monkeypatch.setattr(plots, "save", lambda fig, path: save(drawn.setdefault(
+      os.path.basename(path), fig), path))
+  paths = write_figures(smoke_run[0], out=str(tmp_path / "figs"), mistakes=8, log=logs.append,
+                        kernel_range="max")
+  assert {os.path.basename(p) for p in paths} == FIGURES == set(drawn)
+  # --kernel_range=max: the colour bar spans +-max |w| of the kernels shown (conv1 has one
+  # input channel, so the panels are the weights themselves).
+  shown = panels(drawn["conv1_kernels.png"])
+  top = max(float(np.abs(ax.images[0].get_array()).max()) for ax in shown)
+  (bar,) = [ax for ax in drawn["conv1_kernels.png"].axes if not ax.images]
+  assert len(shown) == 64 and bar.get_ylim() == pytest.approx((-top, top), rel=1e-6)
+  assert bar.get_ylabel() == "weight (+-max |w|)"
   for path in paths:
     with open(path, "rb") as f:
       assert f.read(8) == b"\x89PNG\r\n\x1a\n", path

@@ -35,7 +35,9 @@ _CONFIG = config_flags.DEFINE_config_file(
     "experiment config file (default experiments/textbook.py, or experiments/fast.py with "
     "--time_to_accuracy); override fields with --config.FIELD=value", lock_config=True)
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["32", "128"], "batch sizes to measure")
-_AGAINST = flags.DEFINE_enum("against", "torch", ["torch", "none"], "baseline to interleave")
+_AGAINST = flags.DEFINE_enum("against", "auto", ["auto", "torch", "none"],
+                             "baseline to interleave: auto = PyTorch when it is installed "
+                             "(else cnnlab alone, with a note), torch (required), none")
 _REPEATS = flags.DEFINE_integer("repeats", None, "interleaved rounds per batch size (default "
                                  "5), or runs per cache state with --time_to_accuracy (default 3)")
 _TIME_TO_ACCURACY = flags.DEFINE_float(
@@ -65,17 +67,28 @@ def main(argv):
     return _time_to_accuracy(out)
   if _SEEDS_VS_SEQUENTIAL.value is not None:
     return _seeds_vs_sequential(out)
-  if _AGAINST.value == "torch":
-    try:
-      import torch  # noqa: F401
-    except ImportError:
-      raise UserError("--against=torch needs PyTorch (pip install torch, CPU build); "
-                      "or pass --against=none") from None
+  against = _baseline(_AGAINST.value)
   config = _checked(load_config(_CONFIG))
   from cnnlab.bench import throughput
-  result = throughput.compare(config, sizes, _AGAINST.value, _REPEATS.value or 5)
+  result = throughput.compare(config, sizes, against, _REPEATS.value or 5)
   result["config"] = config_flags.get_config_filename(flags.FLAGS["config"])
   _write(out, result, throughput.format_table(result))
+
+
+def _baseline(against):
+  """--against resolved to torch or none: auto takes PyTorch when it imports, else notes it."""
+  if against == "none":
+    return "none"
+  try:
+    import torch  # noqa: F401
+    return "torch"
+  except ImportError:
+    if against == "torch":
+      raise UserError("--against=torch needs PyTorch (pip install -e '.[bench]', or torch's "
+                      "CPU build); or pass --against=none") from None
+  print("cnnlab: note: PyTorch is not installed, so cnnlab is measured alone "
+        "(pip install -e '.[bench]' adds the comparison)", file=sys.stderr, flush=True)
+  return "none"
 
 
 def _time_to_accuracy(out):

@@ -1,6 +1,7 @@
 """`viz`: draw what a trained run learned, from its checkpoints (it never trains).
 
   ./launch.sh viz --workdir=runs/t1 [--layer=conv1,conv2] [--index=0 --split=train | --image=F]
+                 [--kernel_range=course|max]
 
 writes PNGs into <workdir>/figures/ (or --out) and prints their paths, one per line.
 """
@@ -23,6 +24,9 @@ _IMAGE = flags.DEFINE_string("image", None, "picture file (PNG/JPEG) for the fea
 _INVERT = flags.DEFINE_enum("invert", "auto", ["auto", "yes", "no"],
                             "invert --image (auto: when its border is light)")
 _MISTAKES = flags.DEFINE_integer("mistakes", 16, "how many of the worst validation mistakes")
+_KERNEL_RANGE = flags.DEFINE_enum("kernel_range", "course", ["course", "max"],
+                                  "colours of the kernel figure: course (the course's fixed "
+                                  "-0.5..0.5) or max (the kernels' own +-max |w|)")
 _OUT = flags.DEFINE_string("out", None, "directory for the figures (default: WORKDIR/figures)")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "directory with the IDX files (default: the "
                                 "run's config.data_dir)")
@@ -38,5 +42,6 @@ def main(argv):
   from cnnlab.inspect.report import write_figures  # after setup_jax: imports jax
   for path in write_figures(_WORKDIR.value, _OUT.value, _WHICH.value, _LAYER.value,
                             _SPLIT.value, _INDEX.value, _IMAGE.value, _INVERT.value,
-                            _MISTAKES.value, _DATA_DIR.value):
+                            _MISTAKES.value, _DATA_DIR.value,
+                            kernel_range=_KERNEL_RANGE.value):
     print(path)

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 KERNEL_RANGE = (-0.5, 0.5)  # the course's fixed colour range for first-layer kernels
+IMAGE_CMAP, IMAGE_RANGE = "gray", (0, 255)  # input images as the data has them: light on black
 
 
 def save(fig, path, dpi=100):
@@ -33,15 +34,15 @@ def kernel_stats(kernel):
 
 
 def _grid(fig, rows, cols, images, vmin=None, vmax=None, cmap="viridis", labels=None,
-          top=None):
+          top=None, right=0.99, fontsize=7):
   axes = fig.subplots(rows, cols, squeeze=False)
   if top is not None:  # tight panels under a title band of height 1 - top
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=top, wspace=0.1, hspace=0.1)
+    fig.subplots_adjust(left=0.01, right=right, bottom=0.01, top=top, wspace=0.1, hspace=0.1)
   for i, ax in enumerate(axes.ravel()):
     if i < len(images):
       ax.imshow(images[i], vmin=vmin, vmax=vmax, cmap=cmap, interpolation="nearest")
       if labels is not None:
-        ax.set_title(labels[i], fontsize=7)
+        ax.set_title(labels[i], fontsize=fontsize, pad=2)
       ax.set_axis_off()
     else:
       ax.remove()  # only real panels stay in fig.axes
@@ -54,26 +55,40 @@ def _kernel_images(kernel, max_panels):
   return [k[:, :, :, j].mean(axis=2) for j in range(min(k.shape[3], max_panels))]
 
 
-def kernel_grid(trained, untrained, layer="conv1", cols=16, max_panels=64, labels=None):
-  """The filters of a conv layer, trained above untrained, fixed colour range -0.5..0.5."""
+def kernel_grid(trained, untrained, layer="conv1", cols=16, max_panels=64, labels=None,
+                scale="course"):
+  """The filters of a conv layer, trained above untrained, with one colour bar for both:
+  scale="course" is the course's fixed range -0.5..0.5, "max" the kernels' own +-max |w|."""
   labels = labels or ("trained", "untrained")
-  n = min(np.shape(trained)[3], max_panels)
+  dims, n = np.shape(trained), min(np.shape(trained)[3], max_panels)
   rows = math.ceil(n / cols)
   height = rows * 0.62 + 0.45  # per half: panels plus a title band
-  fig = plt.figure(figsize=(cols * 0.6, 2 * height))
-  upper, lower = fig.subfigures(2, 1)
-  for sub, kernel, label in ((upper, trained, labels[0]), (lower, untrained, labels[1])):
-    _grid(sub, rows, cols, _kernel_images(kernel, max_panels), *KERNEL_RANGE,
-          top=1 - 0.4 / height)
+  fig = plt.figure(figsize=(cols * 0.6 + 0.9, 2 * height + 0.2))
+  top = float(max(np.abs(trained).max(), np.abs(untrained).max()))
+  lo, hi = KERNEL_RANGE if scale == "course" else (-top, top)
+  for sub, kernel, label in zip(fig.subfigures(2, 1), (trained, untrained), labels):
+    axes = _grid(sub, rows, cols, _kernel_images(kernel, max_panels), lo, hi,
+                 top=1 - 0.4 / height, right=0.9)
     s = kernel_stats(kernel)
     sub.suptitle(f"{label}: mean {s['mean']:.3f}, std {s['std']:.3f}", fontsize=10)
-  shape = "x".join(map(str, np.shape(trained)))
-  extra = (f", mean over {np.shape(trained)[2]} input channels"
-           if np.shape(trained)[2] > 1 else "")
-  more = f", first {n} of {np.shape(trained)[3]}" if n < np.shape(trained)[3] else ""
-  fig.suptitle(f"{layer} kernels ({shape}{extra}{more}); colour range "
-               f"{KERNEL_RANGE[0]}..{KERNEL_RANGE[1]}", fontsize=11, y=1.05)
+  bar = fig.colorbar(axes[0, 0].images[0], cax=fig.add_axes([0.92, 0.08, 0.015, 0.84]))
+  bar.set_label("weight (" + ("the course's fixed range" if scale == "course" else "+-max |w|")
+                + ")")
+  extra = f", mean over {dims[2]} input channels" if dims[2] > 1 else ""
+  more = f", first {n} of {dims[3]}" if n < dims[3] else ""
+  fig.suptitle(f"{layer} kernels ({'x'.join(map(str, dims))}{extra}{more}); colour range "
+               f"{lo:.3g}..{hi:.3g}\n{_change_note(trained, untrained, lo, hi)}", fontsize=10,
+               y=1.12)
   return fig
+
+
+def _change_note(trained, untrained, lo, hi):
+  """How far training moved the weights: why trained and untrained kernels may look alike."""
+  change = float(np.mean(np.abs(np.asarray(trained) - np.asarray(untrained))))
+  rel = change / max(float(np.mean(np.abs(untrained))), 1e-12)
+  return (f"training moved each weight by {change:.3f} on average, {change / (hi - lo):.0%} of "
+          f"the colour range ({rel:.0%} of an untrained weight's size)"
+          + (": too little to see, so both look alike" if change < 0.1 * (hi - lo) else ""))
 
 
 def weight_histograms(trained, untrained, layer="conv1", labels=None):
@@ -94,16 +109,21 @@ def weight_histograms(trained, untrained, layer="conv1", labels=None):
 
 
 def feature_map_grid(maps, layer="conv1", cols=8, max_panels=64, title=None):
-  """One image's feature maps (1, H, W, C) of a layer: 32 -> 4x8, 64 -> 8x8 panels."""
+  """One image's feature maps (1, H, W, C) of a layer: 32 -> 4x8, 64 -> 8x8 panels.
+
+  Each panel is labelled with its channel number and has its own colour scale.
+  """
   m = np.asarray(maps)[0]
   n = min(m.shape[-1], max_panels)
   rows = math.ceil(n / cols)
-  height = rows * 1.1 + 0.5
+  height = rows * 1.3 + 0.6
   fig = plt.figure(figsize=(cols * 1.1, height))
-  _grid(fig, rows, cols, [m[:, :, j] for j in range(n)], top=1 - 0.45 / height)
+  _grid(fig, rows, cols, [m[:, :, j] for j in range(n)], labels=[f"ch {j}" for j in range(n)],
+        top=1 - 0.6 / height, fontsize=8)
   more = f", first {n} of {m.shape[-1]}" if n < m.shape[-1] else ""
-  fig.suptitle(title or f"{layer} feature maps ({'x'.join(map(str, m.shape))}{more})",
-               fontsize=11)
+  fig.suptitle((title or f"{layer} feature maps ({'x'.join(map(str, m.shape))}{more})")
+               + "\nchannel number above each map; each map has its own colour scale",
+               fontsize=10)
   return fig
 
 
@@ -178,11 +198,11 @@ def mistakes_grid(images, probs, labels, names, indices, cols=8, split="validati
     return fig
   cols = min(cols, len(indices))
   rows = math.ceil(len(indices) / cols)
-  fig = plt.figure(figsize=(cols * 1.35, rows * 1.75 + 0.5))
+  fig = plt.figure(figsize=(cols * 1.7, rows * 2.2 + 0.6))
   labels_txt = [f"#{i} true {names[labels[i]]}\npred {names[probs[i].argmax()]} "
                 f"{probs[i].max():.2f}" for i in indices]
-  _grid(fig, rows, cols, [np.asarray(images[i]).squeeze() for i in indices], cmap="gray_r",
-        labels=labels_txt)
+  _grid(fig, rows, cols, [np.asarray(images[i]).squeeze() for i in indices], *IMAGE_RANGE,
+        cmap=IMAGE_CMAP, labels=labels_txt, fontsize=9)
   fig.suptitle(f"most confident mistakes on the {split} set", fontsize=11)
   fig.tight_layout()
   return fig
@@ -222,7 +242,8 @@ def probability_chart(probs, names, image=None, title=""):
                            gridspec_kw={"width_ratios": [1, 2.6][-ncols:]})
   axes = axes.ravel()
   if image is not None:
-    axes[0].imshow(np.asarray(image).squeeze(), cmap="gray", vmin=0, vmax=255)
+    axes[0].imshow(np.asarray(image).squeeze(), cmap=IMAGE_CMAP, vmin=IMAGE_RANGE[0],
+                   vmax=IMAGE_RANGE[1])
     axes[0].set_title("model input (28x28)", fontsize=9)
     axes[0].set_axis_off()
   ax = axes[-1]

@@ -17,7 +17,8 @@ from cnnlab.train import state as state_lib
 
 
 def write_figures(workdir, out=None, which="best", layers=(), split="train", index=0,
-                  image=None, invert="auto", mistakes=16, data_dir=None, log=None):
+                  image=None, invert="auto", mistakes=16, data_dir=None, log=None,
+                  kernel_range="course"):
   """Write every figure of a run; returns their paths. Checks all inputs before drawing."""
   log = log or (lambda msg: print(msg, file=sys.stderr))
   run = rundir.Run(workdir)
@@ -45,7 +46,7 @@ def write_figures(workdir, out=None, which="best", layers=(), split="train", ind
     epoch = {r["step"]: r["epoch"] for r in history}.get(meta.get("step"))
     labels = (f"trained ({which}" + (f", epoch {epoch})" if epoch else ")"),
               f"untrained (seed {config.seed})")
-    _layer_figures(put, config, model, state, layers, x, what, labels, log)
+    _layer_figures(put, config, model, state, layers, x, what, labels, log, kernel_range)
   else:
     log(f"model {config.model.name!r} has no conv layer: no kernel or feature-map figures")
   put(plots.training_curves(history), "curves.png")
@@ -54,12 +55,13 @@ def write_figures(workdir, out=None, which="best", layers=(), split="train", ind
   return paths
 
 
-def _layer_figures(put, config, model, state, layers, x, what, labels, log):
+def _layer_figures(put, config, model, state, layers, x, what, labels, log, kernel_range):
   """Kernels and weight histograms of the first conv layer, feature maps of each."""
   first = layers[0]
   _, init = state_lib.build(config)
   k1, k0 = kernel_of(state.params, first), kernel_of(init.params, first)
-  put(plots.kernel_grid(k1, k0, first, labels=labels), f"{first}_kernels.png")
+  put(plots.kernel_grid(k1, k0, first, labels=labels, scale=kernel_range),
+      f"{first}_kernels.png")
   put(plots.weight_histograms(k1, k0, first, labels=labels), f"{first}_hist.png")
   for kernel, label in zip((k1, k0), labels):
     s = plots.kernel_stats(kernel)
