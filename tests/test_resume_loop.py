@@ -97,6 +97,7 @@ def test_a_finished_run_says_how_to_train_it_on_and_changes_nothing(finished, sm
   assert _files(finished) == before
 
 
+@pytest.mark.slow  # the quick tier has test_bad_input's "train: resume another model"
 def test_another_config_on_resume_is_one_line_naming_every_differing_field(finished):
   before = _files(finished)
   proc = run_cli("train", f"--config={REPO}/experiments/textbook.py", f"--workdir={finished}")
@@ -145,6 +146,26 @@ def test_an_early_stopped_run_needs_a_larger_patience_to_train_on(finished):
   assert logged[0].endswith(f"To train it on: ./launch.sh train --workdir={finished} "
                             "--config.early_stopping_patience=0 (or more than 1); to train "
                             "again: a new --workdir.")
+
+
+def test_extending_a_run_with_a_schedule_says_the_schedule_changes(finished, monkeypatch):
+  """The decision only (training is stubbed): results set aside, config.json updated, said."""
+  from cnnlab.train import loop
+  run = rundir.Run(finished)
+  saved = run.read_saved_config()
+  saved["optimizer"]["schedule"] = "cosine"
+  rundir.write_json(run.config_path, saved)
+  monkeypatch.setattr(loop, "_train", lambda config, run, resume, log: "trained on")
+  logged, config = [], smoke_config(num_epochs=4)
+  config.optimizer.schedule = "cosine"
+  assert loop.train_and_evaluate(config, finished, log=logged.append,
+                                 explicit=("num_epochs",)) == "trained on"
+  assert logged[1:] == [
+      f"changed on purpose: num_epochs 2 -> 4 (now the run's config: {run.config_path})",
+      "note: the cosine learning-rate schedule spans num_epochs: from here on it follows the "
+      "4-epoch schedule, so the result differs from a run trained for 4 epochs from the start"]
+  assert run.read_saved_config()["num_epochs"] == 4 and not run.finished
+  assert os.path.exists(os.path.join(finished, rundir.PREVIOUS_RESULTS.format(2)))
 
 
 @pytest.mark.slow

@@ -94,6 +94,11 @@ def _record_changes(config, run, changes, log):
   run.write_config(config)
   said = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in sorted(changes.items()))
   log(f"changed on purpose: {said} (now the run's config: {run.config_path})")
+  schedule = config.optimizer.get("schedule", "constant")
+  if "num_epochs" in changes and schedule != "constant":
+    log(f"note: the {schedule} learning-rate schedule spans num_epochs: from here on it follows "
+        f"the {config.num_epochs}-epoch schedule, so the result differs from a run trained for "
+        f"{config.num_epochs} epochs from the start")
 
 
 def _train(config, run, resume, log):
