@@ -141,8 +141,9 @@ def check_resume(saved, config, workdir, explicit=()):
     show = lambda tree, k: repr(tree[k]) if k in tree else "absent"
     fields = ", ".join(f"{k} ({show(old, k)}, now {show(new, k)})" for k in identity + unasked)
     fix = (f"resume it with ./launch.sh train --workdir={workdir} (it uses its own config.json)"
-           + (f", or set {', '.join(f'--config.{k}' for k in unasked)} on purpose"
-              if unasked and not identity else "") + ", or use a new --workdir")
+           + (f", or pass --workdir={workdir} {' '.join(f'--config.{k}=...' for k in unasked)}"
+              " to change it on purpose" if unasked and not identity else "")
+           + ", or use a new --workdir")
     raise UserError(f"workdir {workdir!r} holds a run with a different {fields}; {fix}")
   return {k: (old.get(k), new.get(k)) for k in differ}
 

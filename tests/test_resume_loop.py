@@ -116,8 +116,9 @@ def test_only_fields_set_on_purpose_may_change_and_never_the_identity():
   longer = smoke_config(num_epochs=5, data_dir="/elsewhere")
   assert config_lib.check_resume(saved, longer, "w", explicit=("num_epochs",)) == {
       "num_epochs": (2, 5)}  # data_dir is where the data is, not part of the run
-  with pytest.raises(UserError, match=r"different num_epochs \(2, now 5\); .* or set "
-                                      r"--config.num_epochs on purpose"):
+  with pytest.raises(UserError, match=r"different num_epochs \(2, now 5\); .* or pass "
+                                      r"--workdir=w --config.num_epochs=... to change it on "
+                                      r"purpose, or use a new --workdir$"):
     config_lib.check_resume(saved, longer, "w")  # a file that merely differs: an accident
   with pytest.raises(UserError, match=r"different batch_size \(32, now 64\); resume it"):
     config_lib.check_resume(saved, smoke_config(batch_size=64), "w", explicit=("batch_size",))
@@ -184,6 +185,19 @@ def test_extending_a_finished_run_on_purpose_trains_only_the_new_epochs(finished
   metrics = open(os.path.join(finished, rundir.METRICS)).read()
   assert metrics.startswith(old_metrics) and len(metrics.splitlines()) == 3
   assert rundir.Run(finished).read_results()["epochs"] == 3
+
+
+@pytest.mark.slow
+def test_the_default_workdir_is_never_changed_without_being_named(smoke_run, tmp_path):
+  """`train --config=smoke.py --config.num_epochs=3` meant a new run, not runs/smoke's."""
+  shutil.copytree(smoke_run[0], tmp_path / "runs" / "smoke")
+  before = _files(tmp_path / "runs")
+  proc = subprocess.run([sys.executable, "-m", "cnnlab.cli", "train", SMOKE,
+                         "--config.num_epochs=3"], cwd=tmp_path, capture_output=True,
+                        text=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=300)
+  _one_line_error(proc, "'runs/smoke' holds a run with a different num_epochs (2, now 3)",
+                  "or pass --workdir=runs/smoke --config.num_epochs=... to change it on purpose")
+  assert _files(tmp_path / "runs") == before
 
 
 # --- 5. viz on an unfinished run ----------------------------------------------------------

@@ -2,8 +2,9 @@
 
 A workdir holding a run resumes with its own config.json unless --config is given:
 `./launch.sh train --workdir=W` is the whole resume command. --config.FIELD=value overrides
-apply on top of it and count as changes made on purpose (e.g. --config.num_epochs=30 extends
-the run); a --config given on resume must match config.json (cnnlab.config.check_resume).
+apply on top of it and, with --workdir named, count as changes made on purpose (e.g.
+--config.num_epochs=30 extends the run); a --config given on resume must match config.json
+(cnnlab.config.check_resume).
 """
 
 import os
@@ -85,4 +86,6 @@ def main(argv):
     import jax
     jax.distributed.initialize()
   from cnnlab.train import train_and_evaluate  # after setup_jax: imports jax
-  train_and_evaluate(config, workdir, resume=_RESUME.value, explicit=tuple(overrides))
+  # A run is changed on purpose only when named: not through the default workdir.
+  explicit = tuple(overrides) if _WORKDIR.value else ()
+  train_and_evaluate(config, workdir, resume=_RESUME.value, explicit=explicit)
