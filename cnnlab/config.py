@@ -2,7 +2,8 @@
 
 `check(config)` runs once, before any work: dataset, model and its hyperparameters,
 optimizer, sizes, augmentation, devices. `check_fits(config, num_train)` adds the one check
-that needs the data, and `check_resume(saved, config, workdir)` the one that needs a run.
+that needs the data, and `check_resume(saved, config, workdir, explicit)` the one that needs a
+run (what a resume may change).
 """
 
 import math
@@ -16,6 +17,8 @@ from cnnlab.models import create_model_from_config
 RUN_IDENTITY = ("dataset", "model", "optimizer", "batch_size", "seed", "split_seed",
                 "validation_fraction", "train_size", "label_smoothing", "num_seeds",
                 "augment")
+# Where the data is read from, not what it is: never compared on resume.
+LOCATION = ("data_dir",)
 
 
 def _positive(value, name, integer=False):
@@ -118,14 +121,45 @@ def check_fits(config, num_train):
                     f"({num_train} images); use a smaller --config.batch_size")
 
 
-def check_resume(saved, config, workdir):
-  """Refuse to resume a run whose trajectory-defining fields differ from the saved config."""
-  current = config.to_dict()
-  for key in RUN_IDENTITY:
-    if key in saved and _plain(saved[key]) != _plain(current.get(key)):
-      raise UserError(f"workdir {workdir!r} holds a run with a different {key} "
-                      f"({saved[key]!r}, now {current.get(key)!r}); use the same config to "
-                      "resume it, or a new --workdir")
+def check_resume(saved, config, workdir, explicit=()):
+  """The differences between `config` and a run's saved config.json that a resume may make:
+  {field: (saved, new)}. Any other difference is one UserError naming every such field.
+
+  The run's identity (RUN_IDENTITY) never changes. Any other field may change when the caller
+  sets it on purpose (`explicit`: dotted names, the command line's --config.FIELD overrides),
+  e.g. num_epochs to extend a run; a config file that merely differs is refused, so nothing
+  changes by accident. Fields the saved config lacks (added since it was written) and the
+  data's location (LOCATION) are not compared.
+  """
+  old, new = _flat(_plain(saved)), _flat(_plain(config.to_dict()))
+  added = {k for k in new if k.split(".")[0] in RUN_IDENTITY and k.split(".")[0] in saved}
+  differ = sorted(k for k in set(old) | added
+                  if k not in LOCATION and old.get(k, _ABSENT) != new.get(k, _ABSENT))
+  identity = [k for k in differ if k.split(".")[0] in RUN_IDENTITY]
+  unasked = [k for k in differ if k not in identity and k not in explicit]
+  if identity or unasked:
+    show = lambda tree, k: repr(tree[k]) if k in tree else "absent"
+    fields = ", ".join(f"{k} ({show(old, k)}, now {show(new, k)})" for k in identity + unasked)
+    fix = (f"resume it with ./launch.sh train --workdir={workdir} (it uses its own config.json)"
+           + (f", or pass --workdir={workdir} {' '.join(f'--config.{k}=...' for k in unasked)}"
+              " to change it on purpose" if unasked and not identity else "")
+           + ", or use a new --workdir")
+    raise UserError(f"workdir {workdir!r} holds a run with a different {fields}; {fix}")
+  return {k: (old.get(k), new.get(k)) for k in differ}
+
+
+_ABSENT = object()
+
+
+def _flat(tree, prefix=""):
+  """{"model": {"name": x}} -> {"model.name": x}."""
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, dict) and value:
+      out.update(_flat(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = value
+  return out
 
 
 def _plain(value):

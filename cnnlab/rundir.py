@@ -7,6 +7,7 @@
   timings.jsonl         wall-clock numbers of the same epochs (images/s, seconds)
   tensorboard/          TensorBoard events of the same epochs
   results.json          written once at the end; its presence means "finished"
+  results-epoch<E>.json results.json of E epochs, kept when the run was extended on purpose
   figures/              what `viz` draws
   .lock                 held by the process training in it
 
@@ -27,6 +28,7 @@ CONFIG, RESULTS, METRICS, TIMINGS = "config.json", "results.json", "metrics.json
 CHECKPOINTS, UNUSABLE = "checkpoints", "checkpoints-unusable"
 TENSORBOARD, FIGURES, LOCK = "tensorboard", "figures", ".lock"
 STDOUT, STDERR = "stdout.log", "stderr.log"  # a sweep point's captured output
+PREVIOUS_RESULTS = "results-epoch{}.json"  # results.json of a finished run trained on later
 
 
 def read_json(path):
@@ -126,6 +128,7 @@ class Run:
   unusable_dir = property(lambda self: os.path.abspath(self.path(UNUSABLE)))
   finished = property(lambda self: os.path.exists(self.path(RESULTS)))
   has_config = property(lambda self: os.path.exists(self.path(CONFIG)))
+  config_path = property(lambda self: self.path(CONFIG))
 
   def create(self):
     writable_dir(self.dir)
@@ -170,6 +173,12 @@ class Run:
 
   def write_config(self, config):
     write_json(self.path(CONFIG), json.loads(config.to_json_best_effort()))
+
+  def set_results_aside(self, epochs):
+    """Rename results.json (a run about to be trained on) to results-epoch<epochs>.json; its path."""
+    path = self.path(PREVIOUS_RESULTS.format(epochs))
+    os.replace(self.path(RESULTS), path)
+    return path
 
   def read_results(self):
     return read_json(self.path(RESULTS))

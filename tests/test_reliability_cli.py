@@ -42,7 +42,7 @@ PROBE = r"""
 import os, sys
 import cnnlab.train
 from jax._src import xla_bridge
-def fake(config, workdir, resume=True):
+def fake(config, workdir, resume=True, explicit=()):
   print("XLA_FLAGS=" + os.environ.get("XLA_FLAGS", ""))
   print("backends initialised:", xla_bridge.backends_are_initialized())
 cnnlab.train.train_and_evaluate = fake

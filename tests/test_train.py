@@ -135,8 +135,10 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(smoke_run, tmp_path, si
     pytest.fail("the run finished before the signal arrived; make the test config larger")
   assert proc.returncode == 128 + signum, err
   assert f"{signal.Signals(signum).name} received: saved step" in err + out
-  assert "resume with: ./launch.sh train" in err + out
-  resumed = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+  command = re.search(r"resume with: \./launch\.sh (.*)$", err + out, re.M).group(1)
+  assert command == f"train --workdir={workdir}"  # followed literally: no --config needed
+  resumed = subprocess.run([sys.executable, "-m", "cnnlab.cli", *command.split()], env=env,
+                           capture_output=True, text=True, timeout=300)
   assert resumed.returncode == 0, resumed.stderr
   step = int(re.search(r"saved step (\d+)", err + out).group(1))
   assert step > 64 and f"from step {step} " in resumed.stdout  # resumed, not restarted

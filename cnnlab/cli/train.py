@@ -1,10 +1,18 @@
-"""`train`: train a config in a workdir (resuming it when it holds checkpoints)."""
+"""`train`: train a config in a workdir (resuming it when it holds checkpoints).
+
+A workdir holding a run resumes with its own config.json unless --config is given:
+`./launch.sh train --workdir=W` is the whole resume command. --config.FIELD=value overrides
+apply on top of it and, with --workdir named, count as changes made on purpose (e.g.
+--config.num_epochs=30 extends the run); a --config given on resume must match config.json
+(cnnlab.config.check_resume).
+"""
 
 import os
 
 from absl import flags
 from ml_collections import config_flags
 
+from cnnlab import rundir
 from cnnlab.cli import common
 from cnnlab.errors import UserError
 
@@ -25,6 +33,22 @@ _DISTRIBUTED = flags.DEFINE_bool(
 def default_workdir(config_path):
   name = os.path.splitext(os.path.basename(config_path.split(":")[0]))[0]
   return os.path.join("runs", name)
+
+
+def saved_config(workdir, overrides):
+  """The config.json of the run in `workdir` with `overrides` ({"a.b": value}) applied, or
+  None when the workdir holds no run. Override values come parsed against the default config
+  file (ml_collections), so they have the types of its fields."""
+  run = rundir.Run(workdir)
+  if not run.has_config:
+    return None
+  config = run.read_config()
+  try:
+    config.update_from_flattened_dict(overrides)
+  except (KeyError, TypeError, ValueError) as err:
+    raise UserError(f"cannot apply {', '.join(f'--config.{k}' for k in overrides)} to the "
+                    f"config.json of {workdir} ({' '.join(str(err).split())})") from None
+  return config
 
 
 DETERMINISTIC_FLAG = "--xla_gpu_deterministic_ops=true"
@@ -49,14 +73,19 @@ def main(argv):
       raise UserError(f"--{flag.name} got {flag.value!r}, which looks like a flag; write "
                       f"--{flag.name}=PATH")
   config = common.load_config(_CONFIG)
+  overrides = dict(config_flags.get_override_values(flags.FLAGS["config"]))
   if _DATA_DIR.value:
-    config.data_dir = _DATA_DIR.value
+    config.data_dir = overrides["data_dir"] = _DATA_DIR.value
   config_path = config_flags.get_config_filename(flags.FLAGS["config"])
   workdir = _WORKDIR.value or default_workdir(config_path)
+  if not flags.FLAGS["config"].present and _RESUME.value:
+    config = saved_config(workdir, overrides) or config
   set_deterministic(config)  # before setup_jax: the first JAX import/backend
   common.setup_jax()
   if _DISTRIBUTED.value:
     import jax
     jax.distributed.initialize()
   from cnnlab.train import train_and_evaluate  # after setup_jax: imports jax
-  train_and_evaluate(config, workdir, resume=_RESUME.value)
+  # A run is changed on purpose only when named: not through the default workdir.
+  explicit = tuple(overrides) if _WORKDIR.value else ()
+  train_and_evaluate(config, workdir, resume=_RESUME.value, explicit=explicit)

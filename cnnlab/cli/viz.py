@@ -3,7 +3,8 @@
   ./launch.sh viz --workdir=runs/t1 [--layer=conv1,conv2] [--index=0 --split=train | --image=F]
                  [--kernel_range=course|max]
 
-writes PNGs into <workdir>/figures/ (or --out) and prints their paths, one per line.
+writes PNGs into <workdir>/figures/ (or --out) and prints their paths, one per line. An
+unfinished run is drawn from the step restored, labelled as such, with how to resume it.
 """
 
 from absl import flags

@@ -2,6 +2,9 @@
 
 Reads the run's checkpoints and data only (viz never trains); all inputs are checked before
 anything is drawn, so a mistake costs seconds, not a half-written figures directory.
+An unfinished (interrupted) run is drawn from the step restored (its best epoch, or its latest
+good step when no epoch has finished), labelled as such, with a line saying how to resume it;
+without a finished epoch there are no training curves to draw.
 """
 
 import os
@@ -40,19 +43,34 @@ def write_figures(workdir, out=None, which="best", layers=(), split="train", ind
   _, model, state, meta = load_run(workdir, which)  # the slow part: build + restore
   out = run.figures_dir(out)
   history = run.history()
+  if not run.finished:
+    log(f"{workdir} is an unfinished run ({len(history)} of {config.num_epochs} epochs "
+        f"finished; drawing its step {meta.get('step')}); resume it with: ./launch.sh train "
+        f"--workdir={workdir}")
   paths = []
   put = lambda fig, name: paths.append(plots.save(fig, os.path.join(out, name)))
   if layers:
-    epoch = {r["step"]: r["epoch"] for r in history}.get(meta.get("step"))
-    labels = (f"trained ({which}" + (f", epoch {epoch})" if epoch else ")"),
-              f"untrained (seed {config.seed})")
+    labels = (_trained_label(which, history, meta.get("step")), f"untrained (seed {config.seed})")
     _layer_figures(put, config, model, state, layers, x, what, labels, log, kernel_range)
   else:
     log(f"model {config.model.name!r} has no conv layer: no kernel or feature-map figures")
-  put(plots.training_curves(history), "curves.png")
+  if history:
+    put(plots.training_curves(history), "curves.png")
+  else:
+    log("no epoch has finished yet, so there are no training curves (curves.png)")
   _validation_figures(put, config, state, names, mistakes, data_dir)
   put(plots.model_diagram(table, shape, config.model.name), "model.png")
   return paths
+
+
+def _trained_label(which, history, step):
+  """"trained (best, epoch 3)", or for a step that ends no epoch (an interrupted run's
+  latest good step) "trained (latest good step 113, in epoch 2)"."""
+  epoch = {r["step"]: r["epoch"] for r in history}.get(step)
+  if epoch:
+    return f"trained ({which}, epoch {epoch})"
+  within = step // history[0]["step"] + 1 if history else 1  # epoch 1 ends at history[0]
+  return f"trained (latest good step {step}, in epoch {within})"
 
 
 def _layer_figures(put, config, model, state, layers, x, what, labels, log, kernel_range):

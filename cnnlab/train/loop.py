@@ -30,23 +30,75 @@ def early_stop(history, config):
           and history[-1]["epoch"] - checkpoint.best(history)["epoch"] >= patience)
 
 
-def train_and_evaluate(config, workdir, resume=True, log=log_line):
-  """Train `config` in `workdir` (resuming when it holds checkpoints); return the results."""
+def train_and_evaluate(config, workdir, resume=True, log=log_line, explicit=()):
+  """Train `config` in `workdir` (resuming when it holds checkpoints); return the results.
+
+  A resume must match the run's config.json (config.check_resume): fields in `explicit` (the
+  command line's --config.FIELD overrides) may change on purpose, except the run's identity,
+  and are written to config.json and said in the output. A finished run is trained on only
+  when such changes give it epochs to train: a larger num_epochs, or for an early-stopped
+  run a patience that no longer stops it at its last epoch (a larger num_epochs alone would
+  stop again at once: that is refused with the fix). Its results.json is kept as
+  results-epoch<E>.json and a new one written at the end. Without changes a finished run
+  is not retrained.
+  """
   config_lib.check(config)
   run = rundir.Run(workdir)
   try:
     with run.created(), run.lock():
-      if run.finished:
-        results = run.read_results()
-        log(f"{workdir} holds a finished run (test accuracy {results['test_accuracy']:.4f}); "
-            "nothing to do. Use a new --workdir to train again.")
-        return results
+      changes = {}
+      if resume and run.has_config and run.has_checkpoints:
+        changes = config_lib.check_resume(run.read_saved_config(), config, run.dir, explicit)
+      if run.finished and _stays_finished(config, run, changes, log):
+        return run.read_results()
+      if changes:
+        _record_changes(config, run, changes, log)
       return _train(config, run, resume, log)
   except OSError as err:  # reliability: a full disk anywhere (metrics, events) is one line
     if not is_disk_full(err):
       raise
     raise UserError(f"no space left on device while writing {err.filename or workdir}; "
                     "the checkpoints are kept: free space and resume") from None
+
+
+def _stays_finished(config, run, changes, log):
+  """True for a finished run that stays so (said, with how to train it on); False when the
+  changes give it epochs to train (its results.json is set aside first)."""
+  history, results = run.history(), run.read_results()
+  trained, patience = len(history), config.early_stopping_patience
+  stops = early_stop(history, config)
+  if changes and trained < config.num_epochs and not stops:
+    kept = run.set_results_aside(trained)
+    log(f"extending {run.dir} from {trained} to {config.num_epochs} epochs (its previous "
+        f"results are kept in {kept})")
+    return False
+  if stops and "num_epochs" in changes:
+    raise UserError(f"{run.dir!r} has had no better validation loss for {patience} epochs, so "
+                    "early stopping would end it at once; to train on, also pass "
+                    f"--config.early_stopping_patience=K (K > {patience}, 0 = off)")
+  more = f"./launch.sh train --workdir={run.dir} --config."
+  how = (f"{more}early_stopping_patience=0 (or more than {patience})" if stops
+         else f"{more}num_epochs=N (N > {trained})")
+  log(f"{run.dir} holds a finished run (test accuracy {results['test_accuracy']:.4f}, "
+      f"{trained} epochs{', stopped early' if results.get('stopped_early') else ''}); nothing "
+      f"to do. To train it on: {how}; to train again: a new --workdir.")
+  return True
+
+
+def _record_changes(config, run, changes, log):
+  """Write the config changed on purpose as the run's own, and say what changed."""
+  trained = len(run.history())
+  if config.num_epochs < trained:
+    raise UserError(f"{run.dir!r} has trained {trained} epochs already; pass "
+                    f"--config.num_epochs={trained} or more")
+  run.write_config(config)
+  said = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in sorted(changes.items()))
+  log(f"changed on purpose: {said} (now the run's config: {run.config_path})")
+  schedule = config.optimizer.get("schedule", "constant")
+  if "num_epochs" in changes and schedule != "constant":
+    log(f"note: the {schedule} learning-rate schedule spans num_epochs: from here on it follows "
+        f"the {config.num_epochs}-epoch schedule, so the result differs from a run trained for "
+        f"{config.num_epochs} epochs from the start")
 
 
 def _train(config, run, resume, log):
@@ -58,7 +110,7 @@ def _train(config, run, resume, log):
   _, state = state_lib.build(config, spe)
   mngr = checkpoint.manager(run.checkpoints_dir)
   state, sums, history, wall = _resume(run, mngr, config, state, spe, resume, log)
-  if not run.has_config:
+  if not mngr.all_steps():  # a fresh start: this config is the run's
     run.write_config(config)
   epochs = run.epoch_log(history, log)
   job = make_job(config, mesh, splits["train"], splits["validation"])
@@ -91,7 +143,6 @@ def _resume(run, mngr, config, state, spe, resume, log):
   if not run.has_config:  # reliability: never guess whose checkpoints these are
     raise UserError(f"workdir {run.dir!r} has checkpoints but no config.json, so they cannot "
                     "be checked against --config; restore config.json or use a new --workdir")
-  config_lib.check_resume(run.read_saved_config(), config, run.dir)
   restored = checkpoint.restore_latest_good(mngr, state, sums, log=warn,
                                             set_aside_to=run.unusable_dir)
   if restored is None:
@@ -131,7 +182,7 @@ def _save_interrupted(mngr, run, stop, t_start, log, state, sums):
   checkpoint.wait(mngr)
   name = signal.Signals(stop.signum).name
   log(f"cnnlab: {name} received: saved step {step} to {run.checkpoints_dir}; "
-      f"resume with: ./launch.sh train --workdir={run.dir} (and the same --config)")
+      f"resume with: ./launch.sh train --workdir={run.dir}")
   raise SystemExit(128 + stop.signum)
 
 
