@@ -92,24 +92,28 @@ def test_empty_grid_and_repeated_key():
 # ------------------------------------------------------------------------- tables (pure)
 def test_tables_rank_by_val_accuracy(tmp_path):
   keys = ["model.dropout"]
-  rows = [{"point": f"model.dropout={d}", "model.dropout": d, "status": "ok",
-           "val_accuracy": v, "test_accuracy": v - 0.01, "best_epoch": 2, "epochs": 3,
+  rows = [{"run": f"model.dropout={d}", "status": "finished", "model": "textbook_cnn",
+           "config": {"model.dropout": d}, "val_accuracy": v, "test_accuracy": v - 0.01,
+           "test_accuracy_std": None, "num_seeds": 1, "best_epoch": 2, "epochs": 3,
            "wall_time_s": 75.0, "images_per_s": 1234.5, "exit_code": None, "error": ""}
           for d, v in ((0.2, 0.85), (0.3, 0.9))]
   rows.append(report.point_row("model.dropout=0.4", {"model.dropout": 0.4}, str(tmp_path),
                               (1, "ValueError: boom | bang", 3.0)))
   table = report.write_reports(str(tmp_path), keys, rows)
   lines = table.splitlines()
-  assert lines[0] == ("| # | model.dropout | val acc | test acc | epochs | wall time | "
-                      "images/s | status |")
-  assert lines[2] == "| 1 | 0.3 | 0.9000 | 0.8900 | 3 | 1m 15s | 1,234 | ok |"
-  assert lines[3].startswith("| 2 | 0.2 | 0.8500 |")
-  assert lines[4] == ("| - | 0.4 | - | - | - | - | - | failed (exit 1): ValueError: boom "
-                      "\\| bang |")
+  assert lines[0] == ("| # | run | model | model.dropout | epochs | val acc | test acc | "
+                      "wall time | images/s | status |")
+  assert lines[2] == ("| 1 | model.dropout=0.3 | textbook_cnn | 0.3 | 3 | 0.9000 | 0.8900 | "
+                      "1m 15s | 1,234 | finished |")
+  assert lines[3].startswith("| 2 | model.dropout=0.2 | textbook_cnn | 0.2 | 3 | 0.8500 |")
+  assert lines[4] == ("| - | model.dropout=0.4 | - | 0.4 | - | - | - | - | - | failed (exit 1): "
+                      "ValueError: boom \\| bang |")
   with open(tmp_path / "results.csv") as f:
     table_rows = list(csv.DictReader(f))
-  assert [r["status"] for r in table_rows] == ["ok", "ok", "failed"]
-  assert table_rows[2]["exit_code"] == "1"
+  assert [(r["run"], r["status"], r["model.dropout"]) for r in table_rows] == [
+      ("model.dropout=0.2", "finished", "0.2"), ("model.dropout=0.3", "finished", "0.3"),
+      ("model.dropout=0.4", "failed", "0.4")]  # grid order
+  assert table_rows[2]["exit_code"] == "1" and table_rows[1]["val_accuracy"] == "0.9"
   assert (tmp_path / "results.png").stat().st_size > 1000
   assert (tmp_path / "results.md").read_text() == table
 
@@ -149,6 +153,7 @@ def test_ctrl_c_stops_children_and_starts_no_more(tmp_path):
   assert sorted(outcomes) == ["p0", "p1"]  # p2 never started
   assert all(code == 130 for code, _, _ in outcomes.values())
   assert report.point_row("p0", {}, jobs[0][2], outcomes["p0"])["status"] == "interrupted"
+  (tmp_path / "p2").mkdir()  # never started: a directory without a log (or nothing at all)
   assert report.point_row("p2", {}, jobs[2][2])["status"] == "pending"
 
 
