@@ -28,6 +28,12 @@ CONFIG, RESULTS, METRICS, TIMINGS = "config.json", "results.json", "metrics.json
 CHECKPOINTS, UNUSABLE = "checkpoints", "checkpoints-unusable"
 TENSORBOARD, FIGURES, LOCK = "tensorboard", "figures", ".lock"
 STDOUT, STDERR = "stdout.log", "stderr.log"  # a sweep point's captured output
+BEST_METRIC = "val_loss"  # lower is better: the best epoch (and step) of a run has the lowest
+
+
+def best(history):
+  """The epoch record with the lowest validation loss (the run's best step), or None."""
+  return min(history, key=lambda r: r[BEST_METRIC]) if history else None
 
 
 def flatten(config, prefix=""):

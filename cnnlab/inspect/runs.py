@@ -67,9 +67,8 @@ def _read_into(row, run):
                                             "epochs", "test_accuracy_std")})
     row["num_seeds"] = len(results.get("seeds", [])) or row["num_seeds"]
   elif history:
-    from cnnlab.checkpoint import best  # imports JAX: only for unfinished runs
-    row.update(epochs=len(history), best_epoch=best(history)["epoch"],
-               val_accuracy=best(history)["val_accuracy"])
+    best = rundir.best(history)
+    row.update(epochs=len(history), best_epoch=best["epoch"], val_accuracy=best["val_accuracy"])
 
 
 def differing(rows):
