@@ -282,8 +282,9 @@ class EpochLog:
 
   def write_hparams(self, results):
     """Once, at the end: the run's config and results for TensorBoard's HParams tab, so
-    `tensorboard --logdir runs` compares every run and sweep point (session start/end
-    records; the results as scalars `results/...`)."""
+    `tensorboard --logdir runs` compares every run and sweep point: session start/end
+    records and the results as scalars `results/...`. No experiment record (add_hparams
+    writes one per run): without one, TensorBoard builds the table from every run's."""
     from tensorboardX.summary import hparams as hparams_summary
     hparams = {k: v if isinstance(v, (bool, int, float, str)) else json.dumps(v)
                for k, v in flatten(self.run.read_saved_config()).items() if v is not None}

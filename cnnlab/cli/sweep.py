@@ -116,10 +116,14 @@ def _tabulate(sweep_dir, keys, rows, signum=None, resume=None):
           f"{resume}", file=sys.stderr)
     return 128 + signum
   if done < len(rows):
-    retry = ("Re-running the command retries them." if resume else "Submitting the points "
-             f"again (sbatch {sweep_dir.path(sweep_dir.SLURM)}, or the commands) resumes them.")
+    logs = f"{sweep_dir.dir}/<point>/{rundir.STDERR}"
+    retry = "Re-running the command retries them."
+    if not resume:  # --report: the points ran elsewhere
+      logs += f" or, under SLURM, {sweep_dir.path(sweep_dir.SLURM_LOG)}"
+      retry = (f"Submitting them again (sbatch {sweep_dir.path(sweep_dir.SLURM)}, or the "
+               "commands) resumes them.")
     print(f"cnnlab: {len(rows) - done} of {len(rows)} points did not finish; their logs are "
-          f"{sweep_dir.dir}/<point>/{rundir.STDERR}. {retry}", file=sys.stderr)
+          f"{logs}. {retry}", file=sys.stderr)
     return 1
   return 0
 

@@ -15,21 +15,23 @@ def point_row(name, point, workdir, outcome=None):
   status: the run's (finished, running, interrupted, failed), or pending (never started).
   `outcome` (exit code, last line, seconds) of this session's process, when it ran: failed
   (exit code + its last line) or interrupted (stopped by a signal; resumes on re-run).
-  Without one (sweep --report), a point whose `train` stopped before writing its config is
-  failed with the last line of its log.
+  Without one (sweep --report), a point without a config.json is running (its lock is held),
+  failed (with the last line of its log) or pending.
   """
   row = runs.run_row(workdir, name)
   row["config"].update(point)
-  if row["status"] in ("finished", "running"):
+  if row["status"] == "finished":
     return row
   if outcome is not None:
     code, line, _ = outcome
     interrupted = code in (130, 143, -signal.SIGINT, -signal.SIGTERM)
     row.update(status="interrupted" if interrupted else "failed", exit_code=code,
-               error=row["error"] or line)
-  elif row["status"] is None:
+               error=line or row["error"])
+  elif row["status"] is None:  # no config.json yet: starting, never started, or failed early
     line = last_line(workdir)
-    row.update(status="failed" if line else "pending", error=line)
+    starting = rundir.Run(workdir).in_use
+    row.update(status="running" if starting else "failed" if line else "pending",
+               error="" if starting else line)
   return row
 
 
