@@ -37,7 +37,7 @@ def best(history):
 
 
 def flatten(config, prefix=""):
-  """{'optimizer.learning_rate': 0.001, ...}: a config's (or config.json's) leaves by dotted name."""
+  """{'optimizer.learning_rate': 0.001, ...}: a config's (or config.json's) leaves by name."""
   flat = {}
   for key, value in config.items():
     if hasattr(value, "items"):
@@ -191,15 +191,13 @@ class Run:
     """finished (results.json), running (locked), interrupted (checkpoints but no results:
     `train` resumes it), failed (config.json but no checkpoint: it stopped before its first
     epoch ended), or None (not a run)."""
-    if not (self.finished or self.has_checkpoints or self.has_config):
-      return None
     if self.finished:
       return "finished"
+    if not (self.has_checkpoints or self.has_config):
+      return None
     if self.in_use:
       return "running"
-    if self.has_checkpoints:
-      return "interrupted"
-    return "failed" if self.has_config else None
+    return "interrupted" if self.has_checkpoints else "failed"
 
   def read_config(self):
     """The ConfigDict this run was trained with (UserError when there is none)."""

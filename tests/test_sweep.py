@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from cnnlab.sweep import grid, runner
+from cnnlab.sweep import grid, runner, slurm
 from cnnlab.sweep import report
 from cnnlab.errors import UserError
 from conftest import DATA_DIR, REPO, has_data, smoke_config
@@ -240,31 +240,25 @@ def test_sweep_2x2_then_resume(local_sweep, jax_cache):
                                                         "finished"]
 
 
-def test_sweep_slurm_script_and_report(tmp_path):
-  workdir, launch = tmp_path / "sweep", os.path.join(REPO, "launch.sh")
-  args = [*TINY, "--sweep=config.seed=0,1", f"--workdir={workdir}"]
-  result = run_sweep(*args, "--launcher=slurm")
-  assert result.returncode == 0, result.stderr
-  script = workdir / "sweep.slurm"
-  assert result.stdout.splitlines() == [
-      f"wrote {script}: a job array of 2 points (one resumable `train` each)",
-      f"submit:  sbatch {script}   (add --time, --gres, --partition as needed)",
-      f"collect: {launch} sweep --report={workdir}"]
-  assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
-  text = script.read_text()
-  assert "#SBATCH --array=0-1\n" in text and "#SBATCH --requeue\n" in text
-  commands = [f"{launch} train --config={REPO}/experiments/smoke.py {' '.join(TINY[1:-1])} "
-              f"--config.seed={s} --workdir={workdir}/seed={s} --data_dir={DATA_DIR}"
-              for s in (0, 1)]
-  assert [line.strip() for line in text.splitlines() if line.startswith(("  0)", "  1)"))] \
-      == [f"{k}) exec {c} ;;" for k, c in enumerate(commands)]
-  task = subprocess.run(["bash", str(script)], env=dict(os.environ, SLURM_ARRAY_TASK_ID="2"),
-                        capture_output=True, text=True)
-  assert (task.returncode, task.stderr) == (2, "cnnlab: error: no grid point 2 (0-1)\n")
-  report = run_sweep(f"--report={workdir}")  # nothing ran yet: both points pending
-  assert report.returncode == 1 and "2 of 2 points did not finish" in report.stderr
-  assert "| - | seed=1 | - | 1 | - | - | - | - | - | pending |" in report.stdout
-  assert not (workdir / "seed=0").exists()
+def test_sweep_slurm_script_maps_task_ids_to_commands(tmp_path):
+  commands = [slurm.command(grid.train_args("/c.py", ["--config.num_epochs=1"], {"seed": s},
+                                            f"{tmp_path}/seed={s}")) for s in (0, 1)]
+  assert commands[1] == (f"{REPO}/launch.sh train --config=/c.py --config.num_epochs=1 "
+                         f"--config.seed=1 --workdir={tmp_path}/seed=1")
+  path = slurm.write_script(commands, str(tmp_path))
+  assert path == f"{tmp_path}/sweep.slurm" and os.access(path, os.X_OK)
+  assert subprocess.run(["bash", "-n", path]).returncode == 0
+  text = open(path).read()
+  assert "\n#SBATCH --array=0-1\n#SBATCH --requeue\n" in text
+  assert f"\n#SBATCH --output={tmp_path}/slurm-%A_%a.out\n" in text
+  assert [line for line in text.splitlines() if line.startswith(("  0)", "  1)"))] == [
+      f"  0) exec {commands[0]} ;;", f"  1) exec {commands[1]} ;;"]
+  for env, message in (({"SLURM_ARRAY_TASK_ID": "2"}, "cnnlab: error: no grid point 2 (0-1)"),
+                       ({}, "SLURM_ARRAY_TASK_ID: submit with sbatch")):
+    task = subprocess.run(["bash", path], env={"PATH": os.environ["PATH"], **env},
+                          capture_output=True, text=True)
+    assert task.returncode != 0 and message in task.stderr
+  assert os.listdir(tmp_path) == ["sweep.slurm"]  # nothing ran
 
 
 @pytest.mark.slow
@@ -276,12 +270,21 @@ def test_sweep_slurm_array_gives_the_local_results(local_sweep, tmp_path, jax_ca
   made = run_sweep(*TINY, "--sweep=config.seed=0,1", "--sweep=config.validation_fraction=0.2",
                    f"--workdir={workdir}", "--launcher=slurm", cache=jax_cache)
   assert made.returncode == 0, made.stderr
+  script = workdir / "sweep.slurm"
+  assert made.stdout.splitlines() == [
+      f"wrote {script}: a job array of 2 points (one resumable `train` each)",
+      f"submit:  sbatch {script}   (add --time, --gres, --partition as needed)",
+      f"collect: {REPO}/launch.sh sweep --report={workdir}"]
+  pending = run_sweep(f"--report={workdir}")  # nothing ran yet
+  assert pending.returncode == 1 and "2 of 2 points did not finish" in pending.stderr
+  assert ("| - | seed=1,validation_fraction=0.2 | - | 1 | 0.2 | - | - | - | - | - | pending |"
+          in pending.stdout)
   printed = run_sweep(*TINY, "--sweep=config.seed=0,1", "--sweep=config.validation_fraction=0.2",
                       f"--workdir={workdir}", "--print_commands", cache=jax_cache)
   assert printed.returncode == 0, printed.stderr
-  script = (workdir / "sweep.slurm").read_text()  # task k runs the k-th printed command
+  lines = script.read_text().splitlines()  # task k runs the k-th printed command
   assert [f"  {k}) exec {c} ;;" for k, c in enumerate(printed.stdout.splitlines())] == \
-      [line for line in script.splitlines() if line.startswith(("  0)", "  1)"))]
+      [line for line in lines if line.startswith(("  0)", "  1)"))]
   env = dict(os.environ, CNNLAB_JAX_CACHE=jax_cache)
   for k in ("0", "1", "0"):  # task 0 requeued after it finished: nothing to do
     task = subprocess.run(["bash", str(workdir / "sweep.slurm")], capture_output=True,

@@ -1,4 +1,4 @@
-"""`runs`: compare runs in one table: status, model, the config fields that differ, results.
+"""`runs`: compare runs in one table (status, model, differing config fields, accuracy, time).
 
   ./launch.sh runs                       # every run under runs/ (sweep points included)
   ./launch.sh runs runs/t1 runs/sweep1   # these runs and this sweep's points

@@ -38,8 +38,8 @@ _LAUNCHER = flags.DEFINE_enum(
     "WORKDIR/sweep.slurm, a job array of one resumable `train` per point, for `sbatch`")
 _PRINT = flags.DEFINE_bool("print_commands", False, "print one `train` command per point "
                            "(for GNU parallel, a batch queue...) instead of running them")
-_REPORT = flags.DEFINE_string("report", None, "DIR: tabulate the points of the sweep in DIR "
-                              "as they are on disk (after SLURM or --print_commands), train nothing")
+_REPORT = flags.DEFINE_string("report", None, "DIR: tabulate the points of the sweep in DIR as "
+                              "they are on disk (after SLURM, --print_commands); train nothing")
 
 
 def _config_flags():
