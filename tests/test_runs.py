@@ -118,3 +118,13 @@ def test_a_finished_run_lists_its_config_in_tensorboard_hparams(smoke_run):
   scalars = {v.tag: v.simple_value for v in values if v.tag.startswith("results/")}
   assert scalars == {"results/test_accuracy": pytest.approx(results["test_accuracy"], abs=1e-7),
                      "results/val_accuracy": pytest.approx(results["val_accuracy"], abs=1e-7)}
+
+
+def test_seeds_show_mean_and_std():
+  row = {"run": "runs/fast", "status": "finished", "model": "textbook_cnn",
+         "config": {"num_seeds": 3}, "epochs": 10, "best_epoch": 9, "val_accuracy": 0.91234,
+         "test_accuracy": 0.91316, "test_accuracy_std": 0.00163, "num_seeds": 3,
+         "wall_time_s": 3725.0, "images_per_s": 5321.7, "exit_code": None, "error": ""}
+  assert runs.markdown([row], []).splitlines()[2] == (
+      "| 1 | runs/fast | textbook_cnn | 10 | 0.9123 | 0.9132 +- 0.0016 | 1h 02m | 5,322 | "
+      "finished |")
