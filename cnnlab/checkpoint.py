@@ -23,14 +23,10 @@ import orbax.checkpoint as ocp
 from flax import serialization
 
 from cnnlab.errors import UserError, is_disk_full
+from cnnlab.rundir import BEST_METRIC, best  # noqa: F401 (the history's best epoch)
 
-BEST_METRIC = "val_loss"  # lower is better: the best step of a run has the lowest
 _pending = weakref.WeakKeyDictionary()  # manager -> step of its save still in flight
 
-
-def best(history):
-  """The epoch record with the lowest validation loss (the run's best step), or None."""
-  return min(history, key=lambda r: r[BEST_METRIC]) if history else None
 
 def _quiet_disk_full(record):
   """Drop Orbax's background tracebacks for a full disk: save()/wait() report it in one line."""

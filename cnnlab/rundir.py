@@ -7,6 +7,7 @@
   timings.jsonl         wall-clock numbers of the same epochs (images/s, seconds)
   tensorboard/          TensorBoard events of the same epochs
   results.json          written once at the end; its presence means "finished"
+                        (status(): finished, running, interrupted, failed; see Run.status)
   results-epoch<E>.json results.json of E epochs, kept when the run was extended on purpose
   figures/              what `viz` draws
   .lock                 held by the process training in it
@@ -29,6 +30,23 @@ CHECKPOINTS, UNUSABLE = "checkpoints", "checkpoints-unusable"
 TENSORBOARD, FIGURES, LOCK = "tensorboard", "figures", ".lock"
 STDOUT, STDERR = "stdout.log", "stderr.log"  # a sweep point's captured output
 PREVIOUS_RESULTS = "results-epoch{}.json"  # results.json of a finished run trained on later
+BEST_METRIC = "val_loss"  # lower is better: the best epoch (and step) of a run has the lowest
+
+
+def best(history):
+  """The epoch record with the lowest validation loss (the run's best step), or None."""
+  return min(history, key=lambda r: r[BEST_METRIC]) if history else None
+
+
+def flatten(config, prefix=""):
+  """{'optimizer.learning_rate': 0.001, ...}: a config's (or config.json's) leaves by name."""
+  flat = {}
+  for key, value in config.items():
+    if hasattr(value, "items"):
+      flat.update(flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
 
 
 def read_json(path):
@@ -157,6 +175,33 @@ class Run:
   def lock(self):
     return locked(self.dir)
 
+  @property
+  def in_use(self):
+    """A process holds the lock: a training is in progress (probed, released at once)."""
+    try:
+      fd = os.open(self.path(LOCK), os.O_RDONLY)
+    except OSError:
+      return False
+    try:
+      fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+      return False
+    except BlockingIOError:
+      return True
+    finally:
+      os.close(fd)
+
+  def status(self):
+    """finished (results.json), running (locked), interrupted (checkpoints but no results:
+    `train` resumes it), failed (config.json but no checkpoint: it stopped before its first
+    epoch ended), or None (not a run)."""
+    if self.finished:
+      return "finished"
+    if not (self.has_checkpoints or self.has_config):
+      return None
+    if self.in_use:
+      return "running"
+    return "interrupted" if self.has_checkpoints else "failed"
+
   def read_config(self):
     """The ConfigDict this run was trained with (UserError when there is none)."""
     if not os.path.isdir(self.dir):
@@ -242,6 +287,22 @@ class EpochLog:
              f"acc {record['val_accuracy']:.4f} | {images_per_s:,.0f} img/s "
              f"{epoch_time_s:.1f} s{'  *best' if best else ''}")
 
+  def write_hparams(self, results):
+    """Once, at the end: the run's config and results for TensorBoard's HParams tab, so
+    `tensorboard --logdir runs` compares every run and sweep point: session start/end
+    records and the results as scalars `results/...`. No experiment record (add_hparams
+    writes one per run): without one, TensorBoard builds the table from every run's."""
+    from tensorboardX.summary import hparams as hparams_summary
+    hparams = {k: v if isinstance(v, (bool, int, float, str)) else json.dumps(v)
+               for k, v in flatten(self.run.read_saved_config()).items() if v is not None}
+    metrics = {f"results/{k}": results[k] for k in ("test_accuracy", "val_accuracy")}
+    _, start, end = hparams_summary(hparams, metrics)
+    self.tb.file_writer.add_summary(start)
+    for tag, value in metrics.items():
+      self.tb.add_scalar(tag, value, results["epochs"])
+    self.tb.file_writer.add_summary(end)
+    self.tb.flush()
+
   def close(self):
     self.tb.close()
 
@@ -249,6 +310,7 @@ class EpochLog:
 class SweepDir:
   """A sweep's directory: its record, its point index, its reports and one Run per point."""
   RECORD, POINTS, REPORT = "sweep.json", "points.json", "results"
+  SLURM, SLURM_LOG = "sweep.slurm", "slurm-%A_%a.out"  # the job array and its tasks' output
 
   def __init__(self, workdir):
     self.dir = str(workdir)

@@ -72,7 +72,7 @@ def test_every_config_field_and_model_hyperparameter_has_a_meaning():
   import importlib
   from cnnlab import fields
   from cnnlab.models.registry import MODELS, model_fields
-  from cnnlab.sweep.grid import flatten
+  from cnnlab.rundir import flatten
   names = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "experiments"))
                  if f.endswith(".py") and f != "__init__.py")
   keys = {k for n in names for k in flatten(importlib.import_module(f"experiments.{n}")

@@ -6,6 +6,7 @@ the same programs and a shared JAX cache keeps the four trainings short on a 2-c
 """
 
 import csv
+import io
 import json
 import os
 import signal
@@ -16,10 +17,10 @@ import time
 
 import pytest
 
-from cnnlab.sweep import grid, runner
+from cnnlab.sweep import grid, runner, slurm
 from cnnlab.sweep import report
 from cnnlab.errors import UserError
-from conftest import DATA_DIR, REPO, needs_data, smoke_config
+from conftest import DATA_DIR, REPO, has_data, smoke_config
 
 TINY = ["--config=experiments/smoke.py", "--config.train_size=256",
         "--config.validation_size=256", "--config.test_size=256", "--config.num_epochs=1",
@@ -92,24 +93,28 @@ def test_empty_grid_and_repeated_key():
 # ------------------------------------------------------------------------- tables (pure)
 def test_tables_rank_by_val_accuracy(tmp_path):
   keys = ["model.dropout"]
-  rows = [{"point": f"model.dropout={d}", "model.dropout": d, "status": "ok",
-           "val_accuracy": v, "test_accuracy": v - 0.01, "best_epoch": 2, "epochs": 3,
+  rows = [{"run": f"model.dropout={d}", "status": "finished", "model": "textbook_cnn",
+           "config": {"model.dropout": d}, "val_accuracy": v, "test_accuracy": v - 0.01,
+           "test_accuracy_std": None, "num_seeds": 1, "best_epoch": 2, "epochs": 3,
            "wall_time_s": 75.0, "images_per_s": 1234.5, "exit_code": None, "error": ""}
           for d, v in ((0.2, 0.85), (0.3, 0.9))]
   rows.append(report.point_row("model.dropout=0.4", {"model.dropout": 0.4}, str(tmp_path),
                               (1, "ValueError: boom | bang", 3.0)))
   table = report.write_reports(str(tmp_path), keys, rows)
   lines = table.splitlines()
-  assert lines[0] == ("| # | model.dropout | val acc | test acc | epochs | wall time | "
-                      "images/s | status |")
-  assert lines[2] == "| 1 | 0.3 | 0.9000 | 0.8900 | 3 | 1m 15s | 1,234 | ok |"
-  assert lines[3].startswith("| 2 | 0.2 | 0.8500 |")
-  assert lines[4] == ("| - | 0.4 | - | - | - | - | - | failed (exit 1): ValueError: boom "
-                      "\\| bang |")
+  assert lines[0] == ("| # | run | model | model.dropout | epochs | val acc | test acc | "
+                      "wall time | images/s | status |")
+  assert lines[2] == ("| 1 | model.dropout=0.3 | textbook_cnn | 0.3 | 3 | 0.9000 | 0.8900 | "
+                      "1m 15s | 1,234 | finished |")
+  assert lines[3].startswith("| 2 | model.dropout=0.2 | textbook_cnn | 0.2 | 3 | 0.8500 |")
+  assert lines[4] == ("| - | model.dropout=0.4 | - | 0.4 | - | - | - | - | - | failed (exit 1): "
+                      "ValueError: boom \\| bang |")
   with open(tmp_path / "results.csv") as f:
     table_rows = list(csv.DictReader(f))
-  assert [r["status"] for r in table_rows] == ["ok", "ok", "failed"]
-  assert table_rows[2]["exit_code"] == "1"
+  assert [(r["run"], r["status"], r["model.dropout"]) for r in table_rows] == [
+      ("model.dropout=0.2", "finished", "0.2"), ("model.dropout=0.3", "finished", "0.3"),
+      ("model.dropout=0.4", "failed", "0.4")]  # grid order
+  assert table_rows[2]["exit_code"] == "1" and table_rows[1]["val_accuracy"] == "0.9"
   assert (tmp_path / "results.png").stat().st_size > 1000
   assert (tmp_path / "results.md").read_text() == table
 
@@ -149,6 +154,7 @@ def test_ctrl_c_stops_children_and_starts_no_more(tmp_path):
   assert sorted(outcomes) == ["p0", "p1"]  # p2 never started
   assert all(code == 130 for code, _, _ in outcomes.values())
   assert report.point_row("p0", {}, jobs[0][2], outcomes["p0"])["status"] == "interrupted"
+  (tmp_path / "p2").mkdir()  # never started: a directory without a log (or nothing at all)
   assert report.point_row("p2", {}, jobs[2][2])["status"] == "pending"
 
 
@@ -160,6 +166,7 @@ def test_ctrl_c_stops_children_and_starts_no_more(tmp_path):
     (["--sweep=config.optimizer.lr=1e-3", "--workdir=W"],
      "did you mean 'config.optimizer.learning_rate'"),
     (["--sweep=config.optimizer.learning_rate=abc", "--workdir=W"], "is not a number"),
+    (["--report=W"], "holds no sweep"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, words, tmp_path):
   args = [a.replace("=W", f"={tmp_path}/w") for a in args]
@@ -170,23 +177,34 @@ def test_bad_input_is_one_line_and_exit_2(args, words, tmp_path):
   assert not os.path.exists(tmp_path / "w")
 
 
-@needs_data
-@pytest.mark.slow
-def test_sweep_2x2_then_resume(tmp_path, jax_cache):
-  workdir = tmp_path / "sweep"
-  args = [*TINY, "--sweep=config.seed=0,1", "--sweep=config.validation_fraction=0.2,0.25",
-          f"--workdir={workdir}", "--parallel=2"]
+NAMES = ["seed=0,validation_fraction=0.2", "seed=0,validation_fraction=0.25",
+         "seed=1,validation_fraction=0.2", "seed=1,validation_fraction=0.25"]
+GRID = ["--sweep=config.seed=0,1", "--sweep=config.validation_fraction=0.2,0.25"]
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory, jax_cache):
+  """One real 2x2 sweep of the tiny config: (workdir, its args, the result, results.csv)."""
+  if not has_data():
+    pytest.skip(f"Fashion-MNIST IDX files not in {DATA_DIR}")
+  workdir = tmp_path_factory.mktemp("local_sweep") / "sweep"
+  args = [*TINY, *GRID, f"--workdir={workdir}", "--parallel=2"]
   result = run_sweep(*args, cache=jax_cache)
+  return workdir, args, result, (workdir / "results.csv").read_text()
+
+
+@pytest.mark.slow
+def test_sweep_2x2_then_resume(local_sweep, jax_cache):
+  workdir, args, result, _ = local_sweep
+  names = NAMES
   assert result.returncode == 0, result.stderr
-  names = ["seed=0,validation_fraction=0.2", "seed=0,validation_fraction=0.25",
-           "seed=1,validation_fraction=0.2", "seed=1,validation_fraction=0.25"]
   assert all((workdir / n / "results.json").exists() for n in names)
   with open(workdir / "results.csv") as f:
     rows = list(csv.DictReader(f))
-  assert [r["point"] for r in rows] == names and {r["status"] for r in rows} == {"ok"}
+  assert [r["run"] for r in rows] == names and {r["status"] for r in rows} == {"finished"}
   for row in rows:  # the table holds each point's own results, not approximations
-    results = json.loads((workdir / row["point"] / "results.json").read_text())
-    timings = [json.loads(l) for l in open(workdir / row["point"] / "timings.jsonl")]
+    results = json.loads((workdir / row["run"] / "results.json").read_text())
+    timings = [json.loads(l) for l in open(workdir / row["run"] / "timings.jsonl")]
     assert float(row["val_accuracy"]) == results["val_accuracy"]
     assert float(row["test_accuracy"]) == results["test_accuracy"]
     assert int(row["epochs"]) == results["epochs"] and int(row["best_epoch"]) == results["best_epoch"]
@@ -194,7 +212,7 @@ def test_sweep_2x2_then_resume(tmp_path, jax_cache):
         sum(t["images_per_s"] for t in timings) / len(timings))
   table = (workdir / "results.md").read_text()
   assert table in result.stdout and len(table.splitlines()) == 6
-  assert "| # | seed | validation_fraction | val acc |" in table
+  assert "| # | run | model | seed | validation_fraction | epochs | val acc |" in table
   assert (workdir / "results.png").exists()
 
   # Two points lose their results.json (unfinished runs); one of them is locked by another
@@ -209,7 +227,7 @@ def test_sweep_2x2_then_resume(tmp_path, jax_cache):
   result = run_sweep(*args, cache=jax_cache)
   lock.close()
   assert result.returncode == 1, result.stderr
-  assert "1 of 4 points failed" in result.stderr
+  assert "1 of 4 points did not finish" in result.stderr
   assert (workdir / names[0] / "results.json").exists()
   assert "resuming" in (workdir / names[0] / "stdout.log").read_text()
   assert {n: (workdir / n / "results.json").stat().st_mtime_ns for n in names[2:]} == kept
@@ -218,7 +236,72 @@ def test_sweep_2x2_then_resume(tmp_path, jax_cache):
   assert f"failed (exit 2): cnnlab: error: workdir '{workdir / names[1]}' is in use" \
       in result.stdout
   with open(workdir / "results.csv") as f:
-    assert [r["status"] for r in csv.DictReader(f)] == ["ok", "failed", "ok", "ok"]
+    assert [r["status"] for r in csv.DictReader(f)] == ["finished", "failed", "finished",
+                                                        "finished"]
+
+
+def test_sweep_slurm_script_maps_task_ids_to_commands(tmp_path):
+  commands = [slurm.command(grid.train_args("/c.py", ["--config.num_epochs=1"], {"seed": s},
+                                            f"{tmp_path}/seed={s}")) for s in (0, 1)]
+  assert commands[1] == (f"{REPO}/launch.sh train --config=/c.py --config.num_epochs=1 "
+                         f"--config.seed=1 --workdir={tmp_path}/seed=1")
+  path = slurm.write_script(commands, str(tmp_path))
+  assert path == f"{tmp_path}/sweep.slurm" and os.access(path, os.X_OK)
+  assert subprocess.run(["bash", "-n", path]).returncode == 0
+  text = open(path).read()
+  assert "\n#SBATCH --array=0-1\n#SBATCH --requeue\n" in text
+  assert f"\n#SBATCH --output={tmp_path}/slurm-%A_%a.out\n" in text
+  assert [line for line in text.splitlines() if line.startswith(("  0)", "  1)"))] == [
+      f"  0) exec {commands[0]} ;;", f"  1) exec {commands[1]} ;;"]
+  for env, message in (({"SLURM_ARRAY_TASK_ID": "2"}, "cnnlab: error: no grid point 2 (0-1)"),
+                       ({}, "SLURM_ARRAY_TASK_ID: submit with sbatch")):
+    task = subprocess.run(["bash", path], env={"PATH": os.environ["PATH"], **env},
+                          capture_output=True, text=True)
+    assert task.returncode != 0 and message in task.stderr
+  assert os.listdir(tmp_path) == ["sweep.slurm"]  # nothing ran
+
+
+@pytest.mark.slow
+def test_sweep_slurm_array_gives_the_local_results(local_sweep, tmp_path, jax_cache):
+  """Each array task run here with bash, then `--report`: the local sweep's numbers."""
+  _, _, local, local_csv = local_sweep
+  assert local.returncode == 0, local.stderr
+  workdir = tmp_path / "slurm"
+  made = run_sweep(*TINY, "--sweep=config.seed=0,1", "--sweep=config.validation_fraction=0.2",
+                   f"--workdir={workdir}", "--launcher=slurm", cache=jax_cache)
+  assert made.returncode == 0, made.stderr
+  script = workdir / "sweep.slurm"
+  assert made.stdout.splitlines() == [
+      f"wrote {script}: a job array of 2 points (one resumable `train` each)",
+      f"submit:  sbatch {script}   (add --time, --gres, --partition as needed)",
+      f"collect: {REPO}/launch.sh sweep --report={workdir}"]
+  pending = run_sweep(f"--report={workdir}")  # nothing ran yet
+  assert pending.returncode == 1 and "2 of 2 points did not finish" in pending.stderr
+  assert ("| - | seed=1,validation_fraction=0.2 | - | 1 | 0.2 | - | - | - | - | - | pending |"
+          in pending.stdout)
+  printed = run_sweep(*TINY, "--sweep=config.seed=0,1", "--sweep=config.validation_fraction=0.2",
+                      f"--workdir={workdir}", "--print_commands", cache=jax_cache)
+  assert printed.returncode == 0, printed.stderr
+  lines = script.read_text().splitlines()  # task k runs the k-th printed command
+  assert [f"  {k}) exec {c} ;;" for k, c in enumerate(printed.stdout.splitlines())] == \
+      [line for line in lines if line.startswith(("  0)", "  1)"))]
+  env = dict(os.environ, CNNLAB_JAX_CACHE=jax_cache)
+  for k in ("0", "1", "0"):  # task 0 requeued after it finished: nothing to do
+    task = subprocess.run(["bash", str(workdir / "sweep.slurm")], capture_output=True,
+                          text=True, env=dict(env, SLURM_ARRAY_TASK_ID=k), timeout=300)
+    assert task.returncode == 0, task.stderr
+  assert "holds a finished run" in task.stdout
+  report = run_sweep(f"--report={workdir}")
+  assert report.returncode == 0, report.stderr
+
+  def numbers(text):  # every column but the wall-clock ones
+    return [{k: v for k, v in row.items() if k not in ("wall_time_s", "images_per_s")}
+            for row in csv.DictReader(io.StringIO(text))]
+
+  expected = [r for r in numbers(local_csv) if r["validation_fraction"] == "0.2"]
+  assert [r["run"] for r in expected] == ["seed=0,validation_fraction=0.2",
+                                          "seed=1,validation_fraction=0.2"]
+  assert numbers((workdir / "results.csv").read_text()) == expected
 
 
 @pytest.mark.parametrize("key, meant", [("optimizer.lr", "optimizer.learning_rate"),

@@ -122,7 +122,8 @@ def run(main, argv=None):
 
   def checked_main(argv):
     logging.set_verbosity(logging.ERROR)  # Orbax logs every save at INFO, and more
-    if len(argv) > 1:  # commands take flags only; a stray word is usually a missing "--"
+    # Commands take flags only (unless main.takes_args): a stray word is usually a missing "--".
+    if len(argv) > 1 and not getattr(main, "takes_args", False):
       fail(f"unexpected argument(s) {' '.join(argv[1:])}; flags look like --name=value")
     try:
       return main(argv)

@@ -47,7 +47,7 @@ def model_rows(model_config):
 def grouped_rows(config):
   """{group: [(key, value, meaning)]} in the order of cnnlab.fields.FIELDS, 'other' last."""
   from cnnlab import fields
-  from cnnlab.sweep.grid import flatten
+  from cnnlab.rundir import flatten
   groups = {group: [] for group in [*fields.FIELDS, "other"]}
   for key, value in flatten(config).items():
     if not key.startswith("model."):

@@ -1,25 +1,16 @@
 """A sweep's grid: --sweep flags -> typed values -> points -> their names and `train` flags.
 
-Only the standard library is imported, so bad flags are reported before JAX is loaded.
+Neither JAX nor the models are imported, so bad flags are reported before JAX is loaded.
 """
 
 import itertools
 import re
 
 from cnnlab.errors import UserError, closest
+from cnnlab.rundir import flatten
+
 
 EXAMPLE = "--sweep=config.optimizer.learning_rate=1e-3,3e-4"
-
-
-def flatten(config, prefix=""):
-  """{'optimizer.learning_rate': 0.001, ...}: a ConfigDict's leaf fields by dotted name."""
-  flat = {}
-  for key, value in config.items():
-    if hasattr(value, "items"):
-      flat.update(flatten(value, f"{prefix}{key}."))
-    else:
-      flat[f"{prefix}{key}"] = value
-  return flat
 
 
 def parse_value(text, current, key):
@@ -122,6 +113,13 @@ def point_names(points):
 def override_flags(point):
   """The `train` flags that set a point's values: ['--config.model.dropout=0.3', ...]."""
   return [f"--config.{k}={format_value(v)}" for k, v in point.items()]
+
+
+def train_args(config_file, given, point, workdir, data_dir=None):
+  """One point's `train` flags: the local runner, the SLURM script and --print_commands all
+  run exactly these (after `python -m cnnlab.cli train` or `./launch.sh train`)."""
+  args = [f"--config={config_file}", *given, *override_flags(point), f"--workdir={workdir}"]
+  return args + ([f"--data_dir={data_dir}"] if data_dir else [])
 
 
 def apply_point(config, point):

@@ -1,92 +1,45 @@
-"""A sweep's results: one row per point (read from its workdir), then CSV, Markdown and a plot."""
+"""A sweep's results: one row per point (inspect.runs' row of its workdir), then the runs
+table as CSV and Markdown, and a plot."""
 
-import csv
 import signal
 
 from cnnlab import rundir
+from cnnlab.inspect import runs
 from cnnlab.sweep.grid import format_value
-
-METRICS = ("val_accuracy", "test_accuracy", "best_epoch", "epochs", "wall_time_s",
-           "images_per_s")
+from cnnlab.sweep.runner import last_line
 
 
 def point_row(name, point, workdir, outcome=None):
   """One table row: the swept values, the results of `workdir`, and how the point ended.
 
-  status: ok (results.json present), failed (exit code + last stderr line), interrupted
-  (stopped by a signal; resumes on re-run) or pending (never started).
+  status: the run's (finished, running, interrupted, failed), or pending (never started).
+  `outcome` (exit code, last line, seconds) of this session's process, when it ran: failed
+  (exit code + its last line) or interrupted (stopped by a signal; resumes on re-run).
+  Without one (sweep --report), a point without a config.json is running (its lock is held),
+  failed (with the last line of its log) or pending.
   """
-  row = {"point": name, **point, **{m: None for m in METRICS},
-         "status": "pending", "exit_code": None, "error": ""}
-  run = rundir.Run(workdir)
-  timings = run.timings()
-  if timings:
-    row["images_per_s"] = sum(t["images_per_s"] for t in timings) / len(timings)
-  if run.finished:
-    results = run.read_results()
-    # train_wall_time_s restarts on resume; the epochs' times add up across sessions.
-    wall = max(results.get("train_wall_time_s") or 0.0, sum(t["epoch_time_s"] for t in timings))
-    row.update({k: results.get(k) for k in ("val_accuracy", "test_accuracy", "best_epoch",
-                                            "epochs")}, wall_time_s=wall, status="ok")
+  row = runs.run_row(workdir, name)
+  row["config"].update(point)
+  if row["status"] == "finished":
     return row
   if outcome is not None:
     code, line, _ = outcome
     interrupted = code in (130, 143, -signal.SIGINT, -signal.SIGTERM)
-    row.update(status="interrupted" if interrupted else "failed", exit_code=code, error=line)
+    row.update(status="interrupted" if interrupted else "failed", exit_code=code,
+               error=line or row["error"])
+  elif row["status"] is None:  # no config.json yet: starting, never started, or failed early
+    line = last_line(workdir)
+    starting = rundir.Run(workdir).in_use
+    row.update(status="running" if starting else "failed" if line else "pending",
+               error="" if starting else line)
   return row
-
-
-def ranked(rows):
-  """Finished rows best first by val accuracy (then test accuracy), the others after them."""
-  ok = [r for r in rows if r["status"] == "ok"]
-  ok.sort(key=lambda r: (-(r["val_accuracy"] or 0.0), -(r["test_accuracy"] or 0.0)))
-  return ok + [r for r in rows if r["status"] != "ok"]
-
-
-def write_csv(path, keys, rows):
-  """results.csv: one row per point, in grid order."""
-  fields = ["point", *keys, "status", *METRICS, "exit_code", "error"]
-  with open(path, "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-
-
-def _duration(seconds):
-  if seconds is None or seconds < 60:
-    return "-" if seconds is None else f"{seconds:.1f} s"
-  minutes, sec = divmod(round(seconds), 60)
-  hours, minutes = divmod(minutes, 60)
-  return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {sec:02d}s"
-
-
-def _num(value, spec):
-  return "-" if value is None else format(value, spec)
-
-
-def markdown_table(keys, rows):
-  """The Markdown results table, best val accuracy first; failures show their exit code."""
-  head = ["#", *keys, "val acc", "test acc", "epochs", "wall time", "images/s", "status"]
-  lines = ["| " + " | ".join(head) + " |",
-           "|" + "|".join(["--:"] * (len(head) - 1) + [":--"]) + "|"]
-  for i, row in enumerate(ranked(rows), 1):
-    status = row["status"]
-    if row["exit_code"] is not None:
-      status += f" (exit {row['exit_code']})"
-      status += f": {row['error']}" if row["error"] and status.startswith("failed") else ""
-    cells = [str(i) if row["status"] == "ok" else "-",
-             *(format_value(row[k]) for k in keys),
-             _num(row["val_accuracy"], ".4f"), _num(row["test_accuracy"], ".4f"),
-             _num(row["epochs"], "d"), _duration(row["wall_time_s"]),
-             _num(row["images_per_s"], ",.0f"), status]
-    lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-  return "\n".join(lines) + "\n"
 
 
 def plot(path, keys, rows):
   """results.png: val/test accuracy vs the swept value (1-D, numeric), else per point."""
   from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
-  done = [r for r in rows if r["status"] == "ok"]
+  rows = [{**r, **{k: r["config"].get(k) for k in keys}} for r in rows]
+  done = [r for r in rows if r["status"] == "finished"]
   numeric = len(keys) == 1 and all(isinstance(r[keys[0]], (int, float)) and
                                    not isinstance(r[keys[0]], bool) for r in done)
   fig = Figure(figsize=(7, 4.5) if numeric else (max(6, 1.5 * len(rows) + 1), 5))
@@ -118,12 +71,13 @@ def plot(path, keys, rows):
 
 
 def write_reports(workdir, keys, rows):
-  """results.csv, results.md and results.png in the sweep's workdir; returns the table."""
+  """results.csv (grid order), results.md and results.png in the sweep's workdir; returns
+  the Markdown table."""
   sweep_dir = rundir.SweepDir(workdir)
-  table = markdown_table(keys, rows)
-  write_csv(sweep_dir.report("csv"), keys, rows)
+  table = runs.markdown(rows, keys)
+  with open(sweep_dir.report("csv"), "w", newline="") as f:
+    runs.write_csv(f, rows, keys)
   with open(sweep_dir.report("md"), "w") as f:
     f.write(table)
   plot(sweep_dir.report("png"), keys, rows)
   return table
-

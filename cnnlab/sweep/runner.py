@@ -16,8 +16,9 @@ from cnnlab import rundir
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _last_line(workdir, offsets):
-  """The child's last 'cnnlab: ...' line, else its last stderr (then stdout) line this run."""
+def last_line(workdir, offsets=(0, 0)):
+  """The child's last 'cnnlab: ...' line, else its last stderr (then stdout) line, from
+  `offsets` (where this session's output began) on."""
   run = rundir.Run(workdir)
   for name, offset in zip((rundir.STDERR, rundir.STDOUT), offsets):
     try:
@@ -80,7 +81,7 @@ def run_points(jobs, parallel=1, log=print):
         if proc.poll() is None:
           continue
         del running[name]
-        line = _last_line(workdir, offset)
+        line = last_line(workdir, offset)
         outcomes[name] = (proc.returncode, line, time.time() - t0)
         word = "done" if proc.returncode == 0 else "stopped" if stop else "FAILED"
         log(f"{word} {name} (exit {proc.returncode}, {time.time() - t0:.0f} s)"

@@ -127,6 +127,7 @@ def _train(config, run, resume, log):
     checkpoint.wait(mngr)  # never exit with a save in flight; a full disk becomes one line
   results = _finish(config, job, mngr, state, history, time.time() - t_start)
   run.write_results(results)
+  epochs.write_hparams(results)
   epochs.close()
   _report(results, run, log)
   return results
