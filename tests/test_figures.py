@@ -77,9 +77,9 @@ def test_mistakes_are_drawn_like_every_other_image_light_on_black():
 def test_sweep_plot_puts_log_spaced_values_on_a_log_axis(values, scale, monkeypatch, tmp_path):
   drawn = []
   monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: drawn.append(fig))
-  key = "config.optimizer.learning_rate"
-  rows = [{key: v, "status": "ok", "val_accuracy": 0.8 + i / 100, "test_accuracy": 0.79}
-          for i, v in enumerate(values)]
+  key = "optimizer.learning_rate"
+  rows = [{"config": {key: v}, "status": "finished", "val_accuracy": 0.8 + i / 100,
+           "test_accuracy": 0.79} for i, v in enumerate(values)]
   sweep_report.plot(str(tmp_path / "results.png"), [key], rows)
   (ax,) = drawn[0].axes
   assert ax.get_xscale() == scale and ax.get_xlabel() == key
