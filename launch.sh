@@ -68,8 +68,10 @@ case "$cmd" in
   setup) setup ;;
   test)
     ensure_setup; cd "$ROOT"
-    if [ "${1:-}" = --all ]; then shift; exec "$PY" -m pytest "$@"; fi
-    exec "$PY" -m pytest -m "not slow" "$@" ;;
+    # One pytest worker per core (at most 4), a test file per worker at a time (pytest-xdist).
+    par=(-n auto --maxprocesses=4 --dist=loadfile)
+    if [ "${1:-}" = --all ]; then shift; exec "$PY" -m pytest "${par[@]}" "$@"; fi
+    exec "$PY" -m pytest "${par[@]}" -m "not slow" "$@" ;;
   tensorboard)  # TensorBoard (a dependency) on the runs' event files, default --logdir=runs
     ensure_setup
     case " $* " in *" --logdir"*) ;; *) set -- --logdir=runs "$@" ;; esac

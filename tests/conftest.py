@@ -6,7 +6,9 @@ CI installs them (.ci/run), so there every test runs.
 Tiers: `./launch.sh test` runs the quick tier (everything not marked `slow`), `./launch.sh test
 --all` every test (CI). Every test has a time limit (pytest-timeout, pyproject.toml), and all of
 them, in-process and in the subprocesses they start, share one persistent compilation cache
-(.jax_cache/tests, or $CNNLAB_JAX_CACHE): a rerun compiles little. Tests of cold compilation
+(.jax_cache/tests/<worker>, or $CNNLAB_JAX_CACHE): a rerun compiles little. `./launch.sh
+test` runs one pytest-xdist worker per core, whole files per worker (module and session
+fixtures are computed once per worker that needs them). Tests of cold compilation
 and of the cache itself make their own empty caches.
 """
 
@@ -19,7 +21,10 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.environ.get("CNNLAB_TEST_DATA_DIR", "/usr/share/datasets/fashion-mnist")
 sys.path.insert(0, REPO)  # experiments/ (configs) is not an installed package
-os.environ.setdefault("CNNLAB_JAX_CACHE", os.path.join(REPO, ".jax_cache", "tests"))
+# One cache per pytest-xdist worker: JAX writes cache entries in place (no rename), so a worker
+# could read another's half-written entry; each worker shares its cache with its subprocesses.
+os.environ.setdefault("CNNLAB_JAX_CACHE", os.path.join(
+    REPO, ".jax_cache", "tests", os.environ.get("PYTEST_XDIST_WORKER", "main")))
 
 
 def _use_shared_cache():
