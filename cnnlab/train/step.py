@@ -43,6 +43,7 @@ def train_step(state, batch, label_smoothing=0.0, skip_nonfinite=False, augment_
   def loss_fn(params):
     logits, updates = state.apply_fn(variables(state, params), images, train=True,
                                      rngs={"dropout": dropout_rng}, mutable=["batch_stats"])
+    logits = logits.astype(jnp.float32)  # mixed precision: loss and softmax in float32
     loss = cross_entropy(logits, labels, label_smoothing).mean()
     return loss, (logits, updates)
 
@@ -73,8 +74,8 @@ def cross_entropy(logits, labels, label_smoothing=0.0):
 
 
 def logits_fn(state, images):
-  """Inference logits (dropout off, BatchNorm running averages)."""
-  return state.apply_fn(variables(state), to_float(images), train=False)
+  """Inference logits in float32 (dropout off, BatchNorm running averages)."""
+  return state.apply_fn(variables(state), to_float(images), train=False).astype(jnp.float32)
 
 
 def eval_step(state, batch, flip_tta=False):
