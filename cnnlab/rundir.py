@@ -11,6 +11,8 @@
   .lock                 held by the process training in it
 
 Train, resume, viz, predict, sweep and bench ask a `Run`; none spells a file name.
+In a multi-process run every process opens the same `Run`; only the primary one (process 0)
+creates, locks and writes its files (Orbax writes the checkpoints with all processes).
 """
 
 import contextlib
@@ -114,10 +116,14 @@ def locked(directory):
 
 
 class Run:
-  """One training run's directory: paths, config, history, results, lock and "finished?"."""
+  """One training run's directory: paths, config, history, results, lock and "finished?".
 
-  def __init__(self, workdir):
+  `primary=False` (processes 1..N-1 of a multi-process run) reads but never writes.
+  """
+
+  def __init__(self, workdir, primary=True):
     self.dir = str(workdir)
+    self.primary = primary
 
   def path(self, name):
     return os.path.join(self.dir, name)
@@ -128,7 +134,8 @@ class Run:
   has_config = property(lambda self: os.path.exists(self.path(CONFIG)))
 
   def create(self):
-    writable_dir(self.dir)
+    if self.primary:
+      writable_dir(self.dir)
     return self
 
   @contextlib.contextmanager
@@ -136,7 +143,7 @@ class Run:
     """The directory, created for the `with` block. If the block fails before a checkpoint
     was saved in a directory it created, the directory is removed again: a command that
     fails early leaves nothing behind (an existing directory is never touched)."""
-    new = not os.path.exists(self.dir)
+    new = self.primary and not os.path.exists(self.dir)
     self.create()
     try:
       yield self
@@ -152,7 +159,7 @@ class Run:
         name.isdigit() for name in os.listdir(self.checkpoints_dir))
 
   def lock(self):
-    return locked(self.dir)
+    return locked(self.dir) if self.primary else contextlib.nullcontext()
 
   def read_config(self):
     """The ConfigDict this run was trained with (UserError when there is none)."""
@@ -169,13 +176,15 @@ class Run:
     return read_json(self.path(CONFIG))
 
   def write_config(self, config):
-    write_json(self.path(CONFIG), json.loads(config.to_json_best_effort()))
+    if self.primary:
+      write_json(self.path(CONFIG), json.loads(config.to_json_best_effort()))
 
   def read_results(self):
     return read_json(self.path(RESULTS))
 
   def write_results(self, results):
-    write_json(self.path(RESULTS), results)
+    if self.primary:
+      write_json(self.path(RESULTS), results)
 
   def history(self):
     """Per-epoch metrics (metrics.jsonl), possibly empty."""
@@ -191,7 +200,7 @@ class Run:
 
   def epoch_log(self, history, log=print):
     """An EpochLog whose files hold exactly `history` (the epochs the checkpoint has)."""
-    return EpochLog(self, history, log)
+    return EpochLog(self, history, log) if self.primary else SilentEpochLog()
 
   def describe(self):
     return (f"checkpoints: {self.path(CHECKPOINTS)}  metrics: {self.path(METRICS)}  "
@@ -235,6 +244,16 @@ class EpochLog:
 
   def close(self):
     self.tb.close()
+
+
+class SilentEpochLog:
+  """The epoch log of a non-primary process: it writes and prints nothing."""
+
+  def write(self, record, **timings):
+    pass
+
+  def close(self):
+    pass
 
 
 class SweepDir:

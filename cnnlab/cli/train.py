@@ -56,7 +56,7 @@ def main(argv):
   set_deterministic(config)  # before setup_jax: the first JAX import/backend
   common.setup_jax()
   if _DISTRIBUTED.value:
-    import jax
-    jax.distributed.initialize()
+    from cnnlab import parallel
+    parallel.initialize_distributed()
   from cnnlab.train import train_and_evaluate  # after setup_jax: imports jax
   train_and_evaluate(config, workdir, resume=_RESUME.value)

@@ -41,7 +41,7 @@ def make_job(config, mesh, train, evaluation):
   seeds = state_lib.num_seeds(config)
   replicated, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
   batches = eval_batches(*evaluation, config.eval_batch_size, sharded)
-  images, labels = jax.device_put((images, labels), replicated)
+  images, labels = parallel.put((images, labels), replicated)
   train_batch = step_lib.make_train_batch(
       config.batch_size, spe, num_seeds=seeds, batch_sharding=sharded,
       label_smoothing=config.label_smoothing, skip_nonfinite=config.skip_nonfinite_updates,
@@ -88,7 +88,7 @@ def run_epochs(job, state, sums, on_epoch, stop=None, on_interrupt=None):
       val = evaluate(state, job.eval_batches, job.seeds, flip_tta)
     train = jax.device_get(sums)
     elapsed = time.time() - t0
-    sums = jax.device_put(step_lib.zero_sums(job.seeds), job.replicated)
+    sums = parallel.put(step_lib.zero_sums(job.seeds), job.replicated)
     record = epoch_record(step // spe + 1, host_step(state), train, val)
     if on_epoch(state, sums, record, train, elapsed):
       break
