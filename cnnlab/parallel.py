@@ -8,7 +8,11 @@ all-reduce. One CPU, one GPU, 8 TPU cores or 8 GPUs run the same code. Multi-pro
 `put` places host values on it, each process filling only its own devices' shards.
 """
 
+import contextlib
 import os
+import sys
+import threading
+import time
 
 import jax
 import numpy as np
@@ -16,9 +20,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from cnnlab.errors import UserError
 
-# A process whose peer died learns it from the coordinator's missing heartbeats (JAX's
-# default: 100 s); cnnlab's runs wait this long instead (CNNLAB_HEARTBEAT_TIMEOUT_S).
-HEARTBEAT_TIMEOUT_S = 20
+# How long a process may go unheard before the others stop (CNNLAB_PEER_TIMEOUT_S), and how
+# often each process says it is alive. JAX's own heartbeat timeout is set well above it: its
+# reaction to a dead peer is a fatal C++ log (SIGABRT, pages of stack traces).
+PEER_TIMEOUT_S, PEER_PING_S = 30, 1.0
+PEER_LOST_EXIT = 75  # EX_TEMPFAIL: nothing is wrong with the command; run it again to resume
+_PEER_ERRORS = ("Gloo", "Connection reset", "Connection closed", "heartbeat", "Barrier")
+_ALIVE, _DONE = "cnnlab/alive/", "cnnlab/done/"
 
 
 def initialize_distributed(environ=os.environ):
@@ -33,16 +41,78 @@ def initialize_distributed(environ=os.environ):
     kwargs = {key: int(environ[var]) for key, var in (("num_processes", "JAX_NUM_PROCESSES"),
                                                       ("process_id", "JAX_PROCESS_ID"))
               if environ.get(var)}
-    timeout = int(environ.get("CNNLAB_HEARTBEAT_TIMEOUT_S", HEARTBEAT_TIMEOUT_S))
+    timeout = float(environ.get("CNNLAB_PEER_TIMEOUT_S", PEER_TIMEOUT_S))
   except ValueError as err:
-    raise UserError(f"--distributed: {err}; JAX_NUM_PROCESSES, JAX_PROCESS_ID and "
-                    "CNNLAB_HEARTBEAT_TIMEOUT_S must be integers") from None
+    raise UserError(f"--distributed: {err}; JAX_NUM_PROCESSES and JAX_PROCESS_ID must be "
+                    "integers, CNNLAB_PEER_TIMEOUT_S a number of seconds") from None
   try:
-    jax.distributed.initialize(heartbeat_timeout_seconds=timeout, **kwargs)
+    jax.distributed.initialize(heartbeat_timeout_seconds=int(max(100, 4 * timeout)), **kwargs)
   except (ValueError, RuntimeError) as err:  # no cluster found, coordinator unreachable
     raise UserError(f"--distributed could not start ({' '.join(str(err).split())[:200]}); "
                     "run under srun or on a Cloud TPU pod, or set JAX_COORDINATOR_ADDRESS="
                     "host:port, JAX_NUM_PROCESSES and JAX_PROCESS_ID") from None
+  return timeout
+
+
+_lost = threading.Lock()
+
+
+def _peer_lost(cause):
+  """One line on stderr and exit at once (other threads may be blocked on the dead peer)."""
+  _lost.acquire()  # one line, even if the watchdog and a failed collective both notice
+  cause = " ".join(str(cause).split())[:160]
+  print(f"cnnlab: error: --distributed: another process of this run stopped ({cause}); "
+        f"process {jax.process_index()} exits too. Resume: run the same command on every "
+        "process again", file=sys.stderr, flush=True)
+  os._exit(PEER_LOST_EXIT)  # no Python shutdown: it would wait for the dead peer
+
+
+def _watch_peers(client, timeout, stop):
+  """Each process counts up its alive key every PEER_PING_S; a peer whose count stays put
+  for `timeout` seconds (or a coordinator that no longer answers) ends this process."""
+  me, last, since = jax.process_index(), {}, {}
+  while not stop.wait(PEER_PING_S):
+    try:
+      client.key_value_increment(f"{_ALIVE}{me}", 1)
+      alive = dict(client.key_value_dir_get_bytes(_ALIVE))
+      done = {key[len(_DONE):] for key, _ in client.key_value_dir_get_bytes(_DONE)}
+    except Exception as err:  # pylint: disable=broad-except  (the coordinator is gone)
+      if not stop.is_set():
+        _peer_lost(f"the coordinator does not answer: {err}")
+      return
+    now = time.monotonic()
+    for key, count in alive.items():
+      peer = key[len(_ALIVE):]
+      if count != last.get(peer):
+        last[peer], since[peer] = count, now
+      elif peer not in done and now - since[peer] > timeout and not stop.is_set():
+        _peer_lost(f"process {peer} was silent for {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def peer_loss_reported(timeout=PEER_TIMEOUT_S):
+  """Around a multi-process run: a dead peer ends this process with one line, in bounded time.
+
+  A watchdog thread notices a peer that went silent (killed, preempted, its machine gone)
+  within `timeout` seconds; a collective that failed because of it is reported the same way.
+  Without this the survivor waits in a collective or in jax.distributed's shutdown barrier
+  for minutes, then aborts with pages of coordination errors. A single process: no effect.
+  """
+  if jax.process_count() == 1:
+    yield
+    return
+  from jax._src import distributed  # the coordinator's key-value store (no public handle)
+  client, stop = distributed.global_state.client, threading.Event()
+  watchdog = threading.Thread(target=_watch_peers, args=(client, timeout, stop), daemon=True)
+  watchdog.start()
+  try:
+    yield
+  except jax.errors.JaxRuntimeError as err:
+    if any(text in str(err) for text in _PEER_ERRORS):
+      _peer_lost(err)
+    raise
+  client.key_value_set(f"{_DONE}{jax.process_index()}", "1")  # finished: not "silent" later
+  stop.set()
 
 
 def is_primary():

@@ -55,8 +55,8 @@ def main(argv):
   workdir = _WORKDIR.value or default_workdir(config_path)
   set_deterministic(config)  # before setup_jax: the first JAX import/backend
   common.setup_jax()
-  if _DISTRIBUTED.value:
-    from cnnlab import parallel
-    parallel.initialize_distributed()
+  from cnnlab import parallel
+  timeout = parallel.initialize_distributed() if _DISTRIBUTED.value else None
   from cnnlab.train import train_and_evaluate  # after setup_jax: imports jax
-  train_and_evaluate(config, workdir, resume=_RESUME.value)
+  with parallel.peer_loss_reported(timeout):
+    train_and_evaluate(config, workdir, resume=_RESUME.value)
