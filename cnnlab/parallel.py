@@ -151,6 +151,25 @@ def batch_sharded(mesh):
   return NamedSharding(mesh, P("data"))
 
 
+def epoch_feed(images, labels, batch_size, steps, mesh):
+  """feed(order) -> (images, labels, order): one epoch's batches on the mesh, (steps, batch,
+  ...) arrays split over the batch axis, each process copying only its own devices' rows.
+
+  The permutation is the one every process computed alike (from the seed and the epoch), so
+  the global batches are those of a single process: the same data order at any scale.
+  """
+  sharding = NamedSharding(mesh, P(None, "data"))
+
+  def feed(order):
+    rows = np.asarray(jax.device_get(order))[:steps * batch_size].reshape(steps, batch_size)
+    put = lambda a: jax.make_array_from_callback(
+        (steps, batch_size, *a.shape[1:]), sharding, lambda index: a[rows[index[:2]]])
+    with jax.transfer_guard("allow"):  # the epoch's one intended host->device copy
+      return put(images), put(labels), order
+
+  return feed
+
+
 def stack_seeds(fn, seeds):
   """vmap `fn(key)` over PRNGKey(seed) for each seed: one stacked pytree, leading axis = seed."""
   import jax.numpy as jnp

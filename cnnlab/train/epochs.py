@@ -32,6 +32,7 @@ class Job(NamedTuple):
   eval_batches: list
   train_batch: Callable
   epoch_order: Callable
+  feed: Any = None  # multi-process: order -> (this epoch's batches, labels, order)
 
 
 def make_job(config, mesh, train, evaluation):
@@ -41,13 +42,17 @@ def make_job(config, mesh, train, evaluation):
   seeds = state_lib.num_seeds(config)
   replicated, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
   batches = eval_batches(*evaluation, config.eval_batch_size, sharded)
-  images, labels = parallel.put((images, labels), replicated)
+  feed = None
+  if jax.process_count() > 1 and not seeds:  # each process feeds its share of every batch
+    feed = parallel.epoch_feed(images, labels, config.batch_size, spe, mesh)
+  else:  # the training split lives on the devices; each step gathers its batch there
+    images, labels = parallel.put((images, labels), replicated)
   train_batch = step_lib.make_train_batch(
-      config.batch_size, spe, num_seeds=seeds, batch_sharding=sharded,
+      config.batch_size, spe, num_seeds=seeds, batch_sharding=sharded, fed=feed is not None,
       label_smoothing=config.label_smoothing, skip_nonfinite=config.skip_nonfinite_updates,
       augment_config=_augment_config(config))
   return Job(config, spe, seeds, replicated, sharded, images, labels, batches, train_batch,
-             step_lib.make_epoch_order(spe, len(images), seeds))
+             step_lib.make_epoch_order(spe, len(images), seeds), feed)
 
 
 def _augment_config(config):
@@ -97,11 +102,12 @@ def run_epochs(job, state, sums, on_epoch, stop=None, on_interrupt=None):
 
 def _train_epoch(job, state, sums, step, stop):
   order = job.epoch_order(state.step, state.rng)
+  data = job.feed(order) if job.feed else (job.images, job.labels, order)
   bar = tqdm(range(step % job.steps_per_epoch, job.steps_per_epoch),
              desc=f"epoch {step // job.steps_per_epoch + 1}", leave=False, disable=None,
              mininterval=1.0, unit="step")
   for i in bar:
-    state, sums = job.train_batch(state, sums, job.images, job.labels, order)
+    state, sums = job.train_batch(state, sums, *data)
     if stop is not None and stop.signum is not None:
       break
     if i % 100 == 99:
