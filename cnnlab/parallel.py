@@ -36,15 +36,10 @@ def initialize_distributed(environ=os.environ):
   JAX_COORDINATOR_ADDRESS=host:port, JAX_NUM_PROCESSES=N and JAX_PROCESS_ID=i (0..N-1).
   CPU processes exchange gradients over gloo.
   """
+  kwargs = {key: _number(environ, var, int) for key, var in (
+      ("num_processes", "JAX_NUM_PROCESSES"), ("process_id", "JAX_PROCESS_ID")) if var in environ}
+  timeout = _number(environ, "CNNLAB_PEER_TIMEOUT_S", float, PEER_TIMEOUT_S)
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  try:
-    kwargs = {key: int(environ[var]) for key, var in (("num_processes", "JAX_NUM_PROCESSES"),
-                                                      ("process_id", "JAX_PROCESS_ID"))
-              if environ.get(var)}
-    timeout = float(environ.get("CNNLAB_PEER_TIMEOUT_S", PEER_TIMEOUT_S))
-  except ValueError as err:
-    raise UserError(f"--distributed: {err}; JAX_NUM_PROCESSES and JAX_PROCESS_ID must be "
-                    "integers, CNNLAB_PEER_TIMEOUT_S a number of seconds") from None
   try:
     jax.distributed.initialize(heartbeat_timeout_seconds=int(max(100, 4 * timeout)), **kwargs)
   except (ValueError, RuntimeError) as err:  # no cluster found, coordinator unreachable
@@ -52,6 +47,18 @@ def initialize_distributed(environ=os.environ):
                     "run under srun or on a Cloud TPU pod, or set JAX_COORDINATOR_ADDRESS="
                     "host:port, JAX_NUM_PROCESSES and JAX_PROCESS_ID") from None
   return timeout
+
+
+def _number(environ, var, kind, default=None):
+  text = environ.get(var, default)
+  try:
+    value = kind(text)
+    if value >= 0:
+      return value
+  except (TypeError, ValueError):
+    pass
+  raise UserError(f"--distributed: {var}={text!r} is not a {kind.__name__} >= 0; set it to "
+                  f"{'a number of seconds' if kind is float else 'an integer'} or unset it")
 
 
 _lost = threading.Lock()

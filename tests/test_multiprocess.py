@@ -3,7 +3,8 @@
 Every test starts real `python -m cnnlab.cli train --distributed` processes (gloo collectives,
 JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID, a free port each), on the smoke
 config shrunk to 512 training images (16 steps of 32 per epoch, 3 epochs): ~30-60 s each on 2
-loaded cores, so all are slow-tier. Select them with `-k "distributed or multiprocess"`.
+loaded cores, so they are slow-tier; the environment checks are quick. Select them all with
+`-k "distributed or multiprocess"`.
 """
 
 import json
@@ -19,7 +20,6 @@ import pytest
 
 from tests.conftest import DATA_DIR, REPO, needs_data
 
-pytestmark = [needs_data, pytest.mark.slow]
 
 SHRUNK = ["--config=experiments/smoke.py", f"--data_dir={DATA_DIR}", "--config.train_size=512",
           "--config.validation_size=256", "--config.test_size=256",
@@ -72,6 +72,8 @@ def two_processes(tmp_path_factory):
   return workdir, finish(start(workdir))
 
 
+@needs_data
+@pytest.mark.slow
 def test_distributed_run_equals_one_process_on_four_devices(two_processes, tmp_path):
   workdir, outs = two_processes
   assert [rc for rc, _, _ in outs] == [0, 0], outs
@@ -92,6 +94,8 @@ def test_distributed_run_equals_one_process_on_four_devices(two_processes, tmp_p
   np.testing.assert_allclose(r2["test_loss"], r1["test_loss"], rtol=1e-5)
 
 
+@needs_data
+@pytest.mark.slow
 def test_distributed_only_process_zero_writes_the_run_directory(two_processes):
   workdir, [(_, out0, _), (_, out1, _)] = two_processes
   assert sorted(os.listdir(workdir)) == [".lock", "checkpoints", "config.json",
@@ -115,6 +119,8 @@ def _wait_for(path, procs, timeout=240):
     time.sleep(0.2)
 
 
+@needs_data
+@pytest.mark.slow
 def test_multiprocess_resume_after_killing_both_is_bit_identical(two_processes, tmp_path):
   reference, _ = two_processes
   workdir = str(tmp_path / "killed")
@@ -130,6 +136,8 @@ def test_multiprocess_resume_after_killing_both_is_bit_identical(two_processes, 
   assert results(workdir) == results(reference)
 
 
+@needs_data
+@pytest.mark.slow
 def test_multiprocess_killing_one_process_stops_the_other_in_one_line(tmp_path):
   workdir = str(tmp_path / "one_killed")
   procs = start(workdir, "--config.num_epochs=30")
@@ -145,3 +153,27 @@ def test_multiprocess_killing_one_process_stops_the_other_in_one_line(tmp_path):
   assert rc == 75  # EX_TEMPFAIL: run it again
   assert seconds < PEER_TIMEOUT_S + 10  # the silence limit plus a ping and some load
   assert "16" in os.listdir(os.path.join(workdir, "checkpoints"))  # what was saved is kept
+
+
+@pytest.mark.parametrize("var, value", [("JAX_PROCESS_ID", "x"), ("JAX_NUM_PROCESSES", "-2"),
+                                        ("CNNLAB_PEER_TIMEOUT_S", "soon")])
+def test_distributed_environment_errors_name_the_variable(var, value):
+  from cnnlab import parallel
+  from cnnlab.errors import UserError
+  kind = "float" if var == "CNNLAB_PEER_TIMEOUT_S" else "int"
+  with pytest.raises(UserError, match=f"^--distributed: {var}='{value}' is not a {kind} >= 0; "):
+    parallel.initialize_distributed({var: value})  # raises before JAX is touched
+
+
+@pytest.mark.slow  # ~10 s: a CLI start
+def test_distributed_without_a_cluster_is_one_line_and_creates_nothing(tmp_path):
+  env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "SLURM_"))}
+  proc = subprocess.run([sys.executable, "-m", "cnnlab.cli", "train", "--distributed",
+                         f"--workdir={tmp_path / 'run'}", *SHRUNK], cwd=REPO, timeout=120,
+                        env=dict(env, PYTHONPATH=REPO), capture_output=True, text=True)
+  assert proc.returncode == 2
+  assert proc.stderr == ("cnnlab: error: --distributed could not start (coordinator_address "
+                         "should be defined.); run under srun or on a Cloud TPU pod, or set "
+                         "JAX_COORDINATOR_ADDRESS=host:port, JAX_NUM_PROCESSES and "
+                         "JAX_PROCESS_ID\n")
+  assert not os.path.exists(tmp_path / "run")
