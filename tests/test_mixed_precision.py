@@ -16,8 +16,8 @@ import pytest
 from cnnlab.models import MODELS, create_model, layer_outputs
 from tests.conftest import DATA_DIR, needs_data, run_cli, smoke_config
 
-WARNING = ("cnnlab: warning: config.dtype=bfloat16 on CPU runs XLA's slow generic convolution "
-           "loop (tens of times slower than float32): use it on TPU/GPU, float32 on CPU")
+WARNING = ("cnnlab: warning: config.dtype=bfloat16 is for TPU/GPU: XLA:CPU runs bf16 "
+           "convolutions through a slow generic loop; on CPU use it for correctness checks only")
 
 
 def _abstract_outputs(model):

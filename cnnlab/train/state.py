@@ -87,8 +87,8 @@ def model_of(config):
 def warn_slow_dtype(config):
   """One line when bfloat16 runs on CPU, where XLA's bf16 convolutions are very slow."""
   if config.get("dtype", "float32") == "bfloat16" and jax.default_backend() == "cpu":
-    warn("cnnlab: warning: config.dtype=bfloat16 on CPU runs XLA's slow generic convolution "
-         "loop (tens of times slower than float32): use it on TPU/GPU, float32 on CPU")
+    warn("cnnlab: warning: config.dtype=bfloat16 is for TPU/GPU: XLA:CPU runs bf16 "
+         "convolutions through a slow generic loop; on CPU use it for correctness checks only")
 
 
 def build(config, steps_per_epoch=1):
