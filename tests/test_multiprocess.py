@@ -119,6 +119,12 @@ def _wait_for(path, procs, timeout=240):
     time.sleep(0.2)
 
 
+def _signal(procs, signum):
+  for p in procs:
+    p.send_signal(signum)
+  return finish(procs)
+
+
 @needs_data
 @pytest.mark.slow
 def test_multiprocess_resume_after_killing_both_is_bit_identical(two_processes, tmp_path):
@@ -126,9 +132,7 @@ def test_multiprocess_resume_after_killing_both_is_bit_identical(two_processes, 
   workdir = str(tmp_path / "killed")
   procs = start(workdir)
   _wait_for(os.path.join(workdir, "checkpoints", "16"), procs)  # epoch 1 saved (final name)
-  for p in procs:
-    p.send_signal(signal.SIGKILL)
-  finish(procs)
+  _signal(procs, signal.SIGKILL)
   outs = finish(start(workdir))
   assert [rc for rc, _, _ in outs] == [0, 0], outs
   assert f"resuming {workdir} from step 16 (epoch 2, batch 0)" in outs[0][1]

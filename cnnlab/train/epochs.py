@@ -12,6 +12,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from cnnlab import parallel
@@ -108,7 +109,7 @@ def _train_epoch(job, state, sums, step, stop):
              mininterval=1.0, unit="step")
   for i in bar:
     state, sums = job.train_batch(state, sums, *data)
-    if stop is not None and stop.signum is not None:
+    if stop is not None and stop.check(step - step % job.steps_per_epoch + i + 1):
       break
     if i % 100 == 99:
       jax.block_until_ready(sums["count"])  # keep the bar honest; reads nothing back
@@ -131,11 +132,24 @@ def epoch_record(epoch, step, train, val):
 
 
 class StopFlag:
-  """SIGTERM / Ctrl-C set a flag checked between steps, so the run can save and exit cleanly."""
+  """SIGTERM / Ctrl-C set a flag checked between steps, so the run can save and exit cleanly.
+
+  In a multi-process run JAX's preemption service takes SIGTERM (sent to any process) and
+  names a step that every process reaches before stopping: `check(step)` after each step
+  turns that into the same flag, so all processes save that one step together.
+  """
 
   def __init__(self):
     self.signum = None
-    self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    self._multi = jax.process_count() > 1
+    self._old = {} if self._multi else {
+        s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+
+  def check(self, step):
+    """True once the run should stop after `step` (call after every step, in order)."""
+    if self._multi and multihost_utils.reached_preemption_sync_point(step):
+      self.signum = signal.SIGTERM
+    return self.signum is not None
 
   def _handle(self, signum, frame):
     self.signum = signum
