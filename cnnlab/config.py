@@ -16,9 +16,10 @@ from cnnlab.models import create_model_from_config
 # Fields that define a run's trajectory: a resume must not change them.
 RUN_IDENTITY = ("dataset", "model", "optimizer", "batch_size", "seed", "split_seed",
                 "validation_fraction", "train_size", "label_smoothing", "num_seeds",
-                "augment")
+                "augment", "dtype")
 # Where the data is read from, not what it is: never compared on resume.
 LOCATION = ("data_dir",)
+DTYPES = ("float32", "bfloat16")  # config.dtype: the models' computation dtype
 
 
 def _positive(value, name, integer=False):
@@ -59,6 +60,9 @@ def check(config):
     raise UserError(f"config.num_seeds must be >= 1, got {config.get('num_seeds')}")
   if config.get("augment") is not None:
     check_augment(config.augment)
+  if config.get("dtype", "float32") not in DTYPES:
+    raise UserError(f"config.dtype must be float32 or bfloat16, got {config.dtype!r}; set "
+                    "--config.dtype=bfloat16 (mixed precision) or float32")
   check_devices(config)
 
 

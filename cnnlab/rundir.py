@@ -13,6 +13,8 @@
   .lock                 held by the process training in it
 
 Train, resume, viz, predict, sweep and bench ask a `Run`; none spells a file name.
+In a multi-process run every process opens the same `Run`; only the primary one (process 0)
+creates, locks and writes its files (Orbax writes the checkpoints with all processes).
 """
 
 import contextlib
@@ -134,10 +136,14 @@ def locked(directory):
 
 
 class Run:
-  """One training run's directory: paths, config, history, results, lock and "finished?"."""
+  """One training run's directory: paths, config, history, results, lock and "finished?".
 
-  def __init__(self, workdir):
+  `primary=False` (processes 1..N-1 of a multi-process run) reads but never writes.
+  """
+
+  def __init__(self, workdir, primary=True):
     self.dir = str(workdir)
+    self.primary = primary
 
   def path(self, name):
     return os.path.join(self.dir, name)
@@ -149,7 +155,8 @@ class Run:
   config_path = property(lambda self: self.path(CONFIG))
 
   def create(self):
-    writable_dir(self.dir)
+    if self.primary:
+      writable_dir(self.dir)
     return self
 
   @contextlib.contextmanager
@@ -157,7 +164,7 @@ class Run:
     """The directory, created for the `with` block. If the block fails before a checkpoint
     was saved in a directory it created, the directory is removed again: a command that
     fails early leaves nothing behind (an existing directory is never touched)."""
-    new = not os.path.exists(self.dir)
+    new = self.primary and not os.path.exists(self.dir)
     self.create()
     try:
       yield self
@@ -173,7 +180,7 @@ class Run:
         name.isdigit() for name in os.listdir(self.checkpoints_dir))
 
   def lock(self):
-    return locked(self.dir)
+    return locked(self.dir) if self.primary else contextlib.nullcontext()
 
   @property
   def in_use(self):
@@ -217,7 +224,8 @@ class Run:
     return read_json(self.path(CONFIG))
 
   def write_config(self, config):
-    write_json(self.path(CONFIG), json.loads(config.to_json_best_effort()))
+    if self.primary:
+      write_json(self.path(CONFIG), json.loads(config.to_json_best_effort()))
 
   def set_results_aside(self, epochs):
     """Rename results.json (a run about to be trained on) to results-epoch<epochs>.json; its path."""
@@ -229,7 +237,8 @@ class Run:
     return read_json(self.path(RESULTS))
 
   def write_results(self, results):
-    write_json(self.path(RESULTS), results)
+    if self.primary:
+      write_json(self.path(RESULTS), results)
 
   def history(self):
     """Per-epoch metrics (metrics.jsonl), possibly empty."""
@@ -245,7 +254,7 @@ class Run:
 
   def epoch_log(self, history, log=print):
     """An EpochLog whose files hold exactly `history` (the epochs the checkpoint has)."""
-    return EpochLog(self, history, log)
+    return EpochLog(self, history, log) if self.primary else SilentEpochLog()
 
   def describe(self):
     return (f"checkpoints: {self.path(CHECKPOINTS)}  metrics: {self.path(METRICS)}  "
@@ -305,6 +314,16 @@ class EpochLog:
 
   def close(self):
     self.tb.close()
+
+
+class SilentEpochLog:
+  """The epoch log of a non-primary process: it writes and prints nothing."""
+
+  def write(self, record, **timings):
+    pass
+
+  def close(self):
+    pass
 
 
 class SweepDir:

@@ -44,4 +44,8 @@ def get_config():
   # GPU: XLA_FLAGS=--xla_gpu_deterministic_ops=true (set by the train command before JAX
   # starts), so reruns are bit-identical as on CPU; False trades that for some speed.
   c.deterministic = True
+  # Mixed precision: "bfloat16" computes activations and matmuls in bf16 (float32 parameters,
+  # optimizer state, loss and softmax): the fast choice on TPU/GPU; on CPU it is very slow
+  # (XLA:CPU runs bf16 convolutions in a generic loop), for correctness checks only.
+  c.dtype = "float32"
   return c

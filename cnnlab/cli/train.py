@@ -82,10 +82,10 @@ def main(argv):
     config = saved_config(workdir, overrides) or config
   set_deterministic(config)  # before setup_jax: the first JAX import/backend
   common.setup_jax()
-  if _DISTRIBUTED.value:
-    import jax
-    jax.distributed.initialize()
+  from cnnlab import parallel
+  timeout = parallel.initialize_distributed() if _DISTRIBUTED.value else None
   from cnnlab.train import train_and_evaluate  # after setup_jax: imports jax
   # A run is changed on purpose only when named: not through the default workdir.
   explicit = tuple(overrides) if _WORKDIR.value else ()
-  train_and_evaluate(config, workdir, resume=_RESUME.value, explicit=explicit)
+  with parallel.peer_loss_reported(timeout):
+    train_and_evaluate(config, workdir, resume=_RESUME.value, explicit=explicit)

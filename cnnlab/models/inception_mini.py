@@ -7,6 +7,8 @@ pool, inception block (4w channels out), pool, inception block (8w), global aver
 dropout, dense (28 -> 14 -> 7 -> 1; 32 -> 16 -> 8 -> 1). Every conv is conv-BN-ReLU.
 """
 
+from typing import Any
+
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -18,15 +20,17 @@ class InceptionMini(nn.Module):
   width: int = 16
   dropout: float = 0.3
   bn_momentum: float = 0.9
+  dtype: Any = None  # computation dtype (config.dtype); parameters stay float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     tap = Taps(name="taps")
 
     def conv_bn(x, name, features, kernel):
-      x = nn.Conv(features, (kernel, kernel), padding="SAME", use_bias=False, name=name)(x)
+      x = nn.Conv(features, (kernel, kernel), padding="SAME", use_bias=False, dtype=self.dtype,
+                  name=name)(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
-                       name=f"{name}_bn")(x)
+                       dtype=self.dtype, name=f"{name}_bn")(x)
       return tap(name, nn.relu(x))
 
     def inception(x, name, w):
@@ -43,4 +47,4 @@ class InceptionMini(nn.Module):
     x = inception(x, "inc2", 2 * self.width)
     x = tap("global_pool", jnp.mean(x, axis=(1, 2)))
     x = tap("dropout", nn.Dropout(self.dropout, deterministic=not train)(x))
-    return tap("output", nn.Dense(self.num_classes, name="output")(x))
+    return tap("output", nn.Dense(self.num_classes, dtype=self.dtype, name="output")(x))

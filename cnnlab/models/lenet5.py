@@ -12,6 +12,7 @@ layer with softmax instead of Euclidean RBF units.
 """
 
 import functools
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -50,6 +51,7 @@ class LeNet5(nn.Module):
   pool: str = "avg"
   input_size: int = 32  # smaller inputs are zero-padded to this size (28 -> 32: pad 2)
   conv_groups: int = 8  # CPU: run C1..C5 in up to this many image groups (1 = off)
+  dtype: Any = None  # computation dtype (config.dtype); parameters stay float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -61,13 +63,13 @@ class LeNet5(nn.Module):
     if ph or pw:
       x = tap("pad", jnp.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2),
                                  (0, 0))))
-    convs = [Conv(k, (5, 5), padding="VALID", name=name)
+    convs = [Conv(k, (5, 5), padding="VALID", dtype=self.dtype, name=name)
              for k, name in ((6, "c1"), (16, "c3"), (120, "c5"))]
     stack = functools.partial(conv_stack, act=act, pool=pool)
     x = image_groups(stack, (*convs, tap), x, max_groups=self.conv_groups)
     x = tap("flatten", x.reshape((x.shape[0], -1)))
-    x = tap("f6", act(nn.Dense(84, name="f6")(x)))
-    return tap("output", nn.Dense(self.num_classes, name="output")(x))
+    x = tap("f6", act(nn.Dense(84, dtype=self.dtype, name="f6")(x)))
+    return tap("output", nn.Dense(self.num_classes, dtype=self.dtype, name="output")(x))
 
 
 class LeNet5ReLU(LeNet5):

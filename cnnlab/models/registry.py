@@ -2,6 +2,8 @@
 
 import dataclasses
 
+import jax.numpy as jnp
+
 from cnnlab.errors import UserError, closest
 from cnnlab.models.fashion_cnn_bn import FashionCNNBN
 from cnnlab.models.fashion_dnn import FashionDNN
@@ -27,24 +29,28 @@ def model_fields(name):
   """The hyperparameters a model accepts (its dataclass fields), e.g. {'dropout': 0.4}."""
   cls = _model_class(name)
   return {f.name: f.default for f in dataclasses.fields(cls)
-          if f.name not in ("parent", "name") and f.default is not dataclasses.MISSING}
+          if f.name not in ("parent", "name", "dtype") and f.default is not dataclasses.MISSING}
 
 
-def create_model(name, **hparams):
-  """Build the registered model `name`; unknown names or hyperparameters are UserErrors."""
+def create_model(name, dtype="float32", **hparams):
+  """Build the registered model `name`; unknown names or hyperparameters are UserErrors.
+
+  `dtype` is the computation dtype ("float32" or "bfloat16": config.dtype), not a
+  hyperparameter: parameters are float32 either way (mixed precision).
+  """
   cls = _model_class(name)
   valid = model_fields(name)
   for key in hparams:
     if key not in valid:
       raise UserError(f"model {name!r} has no hyperparameter {key!r}{closest(key, valid)}; "
                       f"it takes: {', '.join(sorted(valid))}")
-  return cls(**hparams)
+  return cls(dtype=jnp.dtype(dtype), **hparams)
 
 
-def create_model_from_config(model_config, num_classes):
+def create_model_from_config(model_config, num_classes, dtype="float32"):
   """Build a model from a config's `model` block: `name` plus its hyperparameters."""
   hparams = {k: v for k, v in model_config.items() if k != "name"}
-  return create_model(model_config.name, num_classes=num_classes, **hparams)
+  return create_model(model_config.name, dtype, num_classes=num_classes, **hparams)
 
 
 def _model_class(name):

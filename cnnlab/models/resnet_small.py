@@ -8,6 +8,8 @@ with its own BN-ReLU before pooling. Defaults (w=32, 1 block/stage): ~0.31M para
 Every layer is a top-level module named "s{stage}b{block}_{layer}" and tapped under that name.
 """
 
+from typing import Any
+
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -19,18 +21,20 @@ class ResNetSmall(nn.Module):
   width: int = 32
   blocks_per_stage: int = 1
   bn_momentum: float = 0.9
+  dtype: Any = None  # computation dtype (config.dtype); parameters stay float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     tap = Taps(name="taps")
 
     def bn_relu(x, name):
-      x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, name=name)(x)
+      x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                       dtype=self.dtype, name=name)(x)
       return tap(name, nn.relu(x))
 
     def conv(x, name, width, kernel=3, stride=1):
       return tap(name, nn.Conv(width, (kernel, kernel), (stride, stride), padding="SAME",
-                               use_bias=False, name=name)(x))
+                               use_bias=False, dtype=self.dtype, name=name)(x))
 
     x = conv(x, "stem", self.width)
     for stage, width in enumerate((self.width, 2 * self.width, 4 * self.width), start=1):
@@ -46,4 +50,4 @@ class ResNetSmall(nn.Module):
         x = tap(name, y + shortcut)
     x = bn_relu(x, "final_bn")
     x = tap("global_pool", jnp.mean(x, axis=(1, 2)))
-    return tap("output", nn.Dense(self.num_classes, name="output")(x))
+    return tap("output", nn.Dense(self.num_classes, dtype=self.dtype, name="output")(x))

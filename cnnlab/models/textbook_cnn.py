@@ -5,7 +5,7 @@ untrained first-layer kernels (uniform in about +-0.14) and its training curves 
 """
 
 import functools
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 
@@ -35,12 +35,14 @@ class TextbookCNN(nn.Module):
   conv_groups: int = 8  # CPU: run the conv trunk in up to this many image groups (1 = off)
   widths: Sequence[int] = (32, 64)  # conv1, conv2 filters (the course's; variants may shrink)
   hidden: int = 100  # units of dense1
+  dtype: Any = None  # computation dtype (config.dtype); parameters stay float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     tap = Taps(name="taps")
-    conv = functools.partial(Conv, kernel_size=(3, 3), padding="SAME", kernel_init=GLOROT)
-    dense = functools.partial(nn.Dense, kernel_init=GLOROT)
+    conv = functools.partial(Conv, kernel_size=(3, 3), padding="SAME", kernel_init=GLOROT,
+                             dtype=self.dtype)
+    dense = functools.partial(nn.Dense, kernel_init=GLOROT, dtype=self.dtype)
     convs = conv(self.widths[0], name="conv1"), conv(self.widths[1], name="conv2")
     x = image_groups(conv_trunk, (*convs, tap), x, max_groups=self.conv_groups)
     x = tap("flatten", x.reshape((x.shape[0], -1)))

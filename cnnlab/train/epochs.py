@@ -12,6 +12,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from cnnlab import parallel
@@ -32,6 +33,7 @@ class Job(NamedTuple):
   eval_batches: list
   train_batch: Callable
   epoch_order: Callable
+  feed: Any = None  # multi-process: order -> (this epoch's batches, labels, order)
 
 
 def make_job(config, mesh, train, evaluation):
@@ -41,13 +43,17 @@ def make_job(config, mesh, train, evaluation):
   seeds = state_lib.num_seeds(config)
   replicated, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
   batches = eval_batches(*evaluation, config.eval_batch_size, sharded)
-  images, labels = jax.device_put((images, labels), replicated)
+  feed = None
+  if jax.process_count() > 1 and not seeds:  # each process feeds its share of every batch
+    feed = parallel.epoch_feed(images, labels, config.batch_size, spe, mesh)
+  else:  # the training split lives on the devices; each step gathers its batch there
+    images, labels = parallel.put((images, labels), replicated)
   train_batch = step_lib.make_train_batch(
-      config.batch_size, spe, num_seeds=seeds, batch_sharding=sharded,
+      config.batch_size, spe, num_seeds=seeds, batch_sharding=sharded, fed=feed is not None,
       label_smoothing=config.label_smoothing, skip_nonfinite=config.skip_nonfinite_updates,
       augment_config=_augment_config(config))
   return Job(config, spe, seeds, replicated, sharded, images, labels, batches, train_batch,
-             step_lib.make_epoch_order(spe, len(images), seeds))
+             step_lib.make_epoch_order(spe, len(images), seeds), feed)
 
 
 def _augment_config(config):
@@ -88,7 +94,7 @@ def run_epochs(job, state, sums, on_epoch, stop=None, on_interrupt=None):
       val = evaluate(state, job.eval_batches, job.seeds, flip_tta)
     train = jax.device_get(sums)
     elapsed = time.time() - t0
-    sums = jax.device_put(step_lib.zero_sums(job.seeds), job.replicated)
+    sums = parallel.put(step_lib.zero_sums(job.seeds), job.replicated)
     record = epoch_record(step // spe + 1, host_step(state), train, val)
     if on_epoch(state, sums, record, train, elapsed):
       break
@@ -97,12 +103,13 @@ def run_epochs(job, state, sums, on_epoch, stop=None, on_interrupt=None):
 
 def _train_epoch(job, state, sums, step, stop):
   order = job.epoch_order(state.step, state.rng)
+  data = job.feed(order) if job.feed else (job.images, job.labels, order)
   bar = tqdm(range(step % job.steps_per_epoch, job.steps_per_epoch),
              desc=f"epoch {step // job.steps_per_epoch + 1}", leave=False, disable=None,
              mininterval=1.0, unit="step")
   for i in bar:
-    state, sums = job.train_batch(state, sums, job.images, job.labels, order)
-    if stop is not None and stop.signum is not None:
+    state, sums = job.train_batch(state, sums, *data)
+    if stop is not None and stop.check(step - step % job.steps_per_epoch + i + 1):
       break
     if i % 100 == 99:
       jax.block_until_ready(sums["count"])  # keep the bar honest; reads nothing back
@@ -125,11 +132,24 @@ def epoch_record(epoch, step, train, val):
 
 
 class StopFlag:
-  """SIGTERM / Ctrl-C set a flag checked between steps, so the run can save and exit cleanly."""
+  """SIGTERM / Ctrl-C set a flag checked between steps, so the run can save and exit cleanly.
+
+  In a multi-process run JAX's preemption service takes SIGTERM (sent to any process) and
+  names a step that every process reaches before stopping: `check(step)` after each step
+  turns that into the same flag, so all processes save that one step together.
+  """
 
   def __init__(self):
     self.signum = None
-    self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    self._multi = jax.process_count() > 1
+    self._old = {} if self._multi else {
+        s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+
+  def check(self, step):
+    """True once the run should stop after `step` (call after every step, in order)."""
+    if self._multi and multihost_utils.reached_preemption_sync_point(step):
+      self.signum = signal.SIGTERM
+    return self.signum is not None
 
   def _handle(self, signum, frame):
     self.signum = signum

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cnnlab import parallel
 from cnnlab.train import step as step_lib
 from cnnlab.compilation import compile_options
 
@@ -24,7 +25,7 @@ def eval_batches(images, labels, batch_size, sharding=None):
   padded = math.ceil(n / batch_size) * batch_size
   pad = lambda a: np.concatenate([a, np.zeros((padded - n, *a.shape[1:]), a.dtype)])
   mask = np.arange(padded) < n
-  put = lambda a: jax.device_put(a, sharding) if sharding is not None else jax.device_put(a)
+  put = lambda a: parallel.put(a, sharding) if sharding is not None else jax.device_put(a)
   return [{"image": put(pad(images)[i:i + batch_size]), "label": put(pad(labels)[i:i + batch_size]),
            "mask": put(mask[i:i + batch_size])} for i in range(0, padded, batch_size)]
 
@@ -71,10 +72,14 @@ def precompile_evaluation(state, batches, seeds=0, flip_tta=False):
 def _eval_program(state, seeds, flip_tta):
   """(jitted accumulate, zero sums placed where the state lives)."""
   accumulate, zeros = eval_accumulate_fn(seeds, flip_tta)
-  sums = zeros()
-  if isinstance(state.step, jax.Array):  # explicitly: allowed under the transfer guard
-    sums = jax.device_put(sums, state.step.sharding)
-  return accumulate, sums
+  if isinstance(state.step, jax.Array):  # made there: no transfer (multi-process meshes too)
+    return accumulate, _zeros_on(seeds, state.step.sharding)()
+  return accumulate, zeros()
+
+
+@functools.lru_cache(maxsize=None)
+def _zeros_on(seeds, sharding):
+  return jax.jit(step_lib.stacked(_zero_eval_sums, seeds), out_shardings=sharding)
 
 
 def _zero_eval_sums():

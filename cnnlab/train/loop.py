@@ -43,7 +43,8 @@ def train_and_evaluate(config, workdir, resume=True, log=log_line, explicit=()):
   is not retrained.
   """
   config_lib.check(config)
-  run = rundir.Run(workdir)
+  run = rundir.Run(workdir, primary=parallel.is_primary())  # multi-process: process 0 writes
+  log = log if run.primary else (lambda *args: None)
   try:
     with run.created(), run.lock():
       changes = {}
@@ -114,7 +115,7 @@ def _train(config, run, resume, log):
     run.write_config(config)
   epochs = run.epoch_log(history, log)
   job = make_job(config, mesh, splits["train"], splits["validation"])
-  state, sums = jax.device_put((state, sums), job.replicated)
+  state, sums = parallel.put((state, sums), job.replicated)
   t_start = time.time() - wall  # time before a resume counts
   stop = StopFlag()
   try:
@@ -200,7 +201,7 @@ def _finish(config, job, mngr, state, history, wall):
     best, best_state = history[-1], state
   test_batches = eval_batches(*data.load_test(config), config.eval_batch_size,
                               job.batch_sharding)
-  test = evaluate(jax.device_put(best_state, job.replicated), test_batches, job.seeds,
+  test = evaluate(parallel.put(best_state, job.replicated), test_batches, job.seeds,
                   config.get("eval_flip_tta", False))
   results = {"test_accuracy": float(np.mean(test["accuracy"])),
              "test_loss": float(np.mean(test["loss"])),

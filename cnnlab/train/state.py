@@ -14,6 +14,7 @@ from flax.training import train_state
 
 from cnnlab import data, parallel
 from cnnlab.compilation import compile_options
+from cnnlab.errors import warn
 from cnnlab.models import create_model_from_config
 
 
@@ -78,8 +79,16 @@ def num_seeds(config):
 
 
 def model_of(config):
-  """The config's Flax model, for its dataset's class count."""
-  return create_model_from_config(config.model, data.num_classes(config.dataset))
+  """The config's Flax model, for its dataset's class count, computing in config.dtype."""
+  return create_model_from_config(config.model, data.num_classes(config.dataset),
+                                  config.get("dtype", "float32"))
+
+
+def warn_slow_dtype(config):
+  """One line when bfloat16 runs on CPU, where XLA's bf16 convolutions are very slow."""
+  if config.get("dtype", "float32") == "bfloat16" and jax.default_backend() == "cpu":
+    warn("cnnlab: warning: config.dtype=bfloat16 is for TPU/GPU: XLA:CPU runs bf16 "
+         "convolutions through a slow generic loop; on CPU use it for correctness checks only")
 
 
 def build(config, steps_per_epoch=1):
@@ -87,6 +96,7 @@ def build(config, steps_per_epoch=1):
 
   `steps_per_epoch` only sets the length of learning-rate schedules, not any array shape.
   """
+  warn_slow_dtype(config)
   model = model_of(config)
   tx = make_optimizer(config.optimizer, config.num_epochs * steps_per_epoch)
   create = lambda key: create_train_state(model, tx, key, data.image_shape(config.dataset))

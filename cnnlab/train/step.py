@@ -43,6 +43,7 @@ def train_step(state, batch, label_smoothing=0.0, skip_nonfinite=False, augment_
   def loss_fn(params):
     logits, updates = state.apply_fn(variables(state, params), images, train=True,
                                      rngs={"dropout": dropout_rng}, mutable=["batch_stats"])
+    logits = logits.astype(jnp.float32)  # mixed precision: loss and softmax in float32
     loss = cross_entropy(logits, labels, label_smoothing).mean()
     return loss, (logits, updates)
 
@@ -73,8 +74,8 @@ def cross_entropy(logits, labels, label_smoothing=0.0):
 
 
 def logits_fn(state, images):
-  """Inference logits (dropout off, BatchNorm running averages)."""
-  return state.apply_fn(variables(state), to_float(images), train=False)
+  """Inference logits in float32 (dropout off, BatchNorm running averages)."""
+  return state.apply_fn(variables(state), to_float(images), train=False).astype(jnp.float32)
 
 
 def eval_step(state, batch, flip_tta=False):
@@ -100,20 +101,25 @@ def epoch_permutation(rng, epoch, num_examples):
 
 
 def make_train_batch(batch_size, steps_per_epoch, num_seeds=0, batch_sharding=None,
-                     **step_kwargs):
+                     fed=False, **step_kwargs):
   """A jitted step that gathers its own batch on device: (state, sums, data) -> (state, sums).
 
   `data` = (images, labels, permutation), all device arrays; the batch index is derived from
   `state.step`, so the loop passes nothing from the host and never waits for the device.
   `num_seeds` > 0 vmaps it over a stacked state (one model per seed, shared data);
-  `batch_sharding` splits each batch over devices (data parallel).
+  `batch_sharding` splits each batch over devices (data parallel). `fed`: the images and
+  labels are the epoch's batches in order, (steps, batch, ...), fed per epoch (multi-process).
   """
   step = functools.partial(train_step, **step_kwargs)
 
   def train_batch(state, sums, images, labels, order):
-    start = (state.step % steps_per_epoch) * batch_size
-    idx = jax.lax.dynamic_slice_in_dim(order, start, batch_size)
-    batch = {"image": images[idx], "label": labels[idx]}
+    if fed:
+      pick = lambda a: jax.lax.dynamic_index_in_dim(a, state.step % steps_per_epoch, 0, False)
+      batch = {"image": pick(images), "label": pick(labels)}
+    else:
+      start = (state.step % steps_per_epoch) * batch_size
+      idx = jax.lax.dynamic_slice_in_dim(order, start, batch_size)
+      batch = {"image": images[idx], "label": labels[idx]}
     if batch_sharding is not None:
       batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
     state, m = step(state, batch)
