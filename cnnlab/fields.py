@@ -41,6 +41,7 @@ FIELDS = {
         "skip_nonfinite_updates": "skip steps with a NaN/inf loss instead of stopping the run",
         "transfer_guard": "host<->device copies in the epoch loop: disallow, log, allow",
         "deterministic": "GPU: bit-identical reruns (deterministic XLA ops), slower",
+        "dtype": "float32, or bfloat16 activations/matmuls (float32 weights and loss; TPU/GPU)",
     },
     "augmentation": {
         "augment.crop_padding": "random shifts: pad P pixels, crop back at random; 0 = off",
@@ -59,6 +60,7 @@ FIELDS = {
 # A model's hyperparameters (the dataclass fields of its Flax module), by name for every model.
 MODEL_HYPERPARAMETERS = {
     "num_classes": "output classes: set from the dataset, not in a config",
+    "dtype": "computation dtype: set from config.dtype, not in the model block",
     "dropout": "dropout rate before the classifier (0 = off)",
     "conv_groups": "CPU speed only: the conv trunk in up to N image groups; 1 = off",
     "widths": "filters of conv1 and conv2",

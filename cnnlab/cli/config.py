@@ -32,7 +32,8 @@ def model_rows(model_config):
   from cnnlab import fields
   from cnnlab.models.registry import model_fields  # imports flax: only here
   defaults = model_fields(model_config.name)
-  defaults.pop("num_classes", None)  # set from the dataset
+  for key in ("num_classes", "dtype"):  # set from the dataset and from config.dtype
+    defaults.pop(key, None)
   rows = [("model.name", model_config.name, fields.meaning("model.name"))]
   for key, value in model_config.items():
     if key != "name":
