@@ -25,7 +25,8 @@ import shutil
 
 import ml_collections
 
-from cnnlab.errors import UserError, is_disk_full
+from cnnlab.errors import UserError
+from cnnlab.files import check_writable, read_json, read_jsonl, write_json, writable_dir
 
 CONFIG, RESULTS, METRICS, TIMINGS = "config.json", "results.json", "metrics.jsonl", "timings.jsonl"
 CHECKPOINTS, UNUSABLE = "checkpoints", "checkpoints-unusable"
@@ -49,67 +50,6 @@ def flatten(config, prefix=""):
     else:
       flat[f"{prefix}{key}"] = value
   return flat
-
-
-def read_json(path):
-  """A JSON file's content; a damaged file is a UserError naming it, not a traceback."""
-  with open(path) as f:
-    text = f.read()
-  try:
-    return json.loads(text)
-  except ValueError as err:
-    raise UserError(f"{path} is damaged (not valid JSON: {err}); restore it from a backup or "
-                    "use a new --workdir") from None
-
-
-def write_json(path, obj):
-  """Write JSON atomically (temp file + rename), so a kill never leaves half a file."""
-  tmp = f"{path}.tmp"
-  try:
-    with open(tmp, "w") as f:
-      json.dump(obj, f, indent=2, sort_keys=True)
-      f.write("\n")
-    os.replace(tmp, path)
-  except OSError as err:
-    if not is_disk_full(err):
-      raise
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise UserError(f"no space left on device while writing {path}; the previous version is "
-                    "kept: free space and resume (run the same command again)") from None
-
-
-def read_jsonl(path):
-  """The complete records of a JSON-lines file; [] when absent (a kill's half line is skipped)."""
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.endswith("\n") and line.strip()]
-
-
-def check_writable(path, what="workdir"):
-  """UserError unless `path` is a writable directory or could be created as one (creates nothing)."""
-  parent = path
-  while not os.path.exists(parent):
-    parent = os.path.dirname(os.path.abspath(parent))
-  if not os.path.isdir(parent):
-    raise UserError(f"cannot create {what} {path!r} ({parent!r} is a file); choose another "
-                    f"with --{what}")
-  if not os.access(parent, os.W_OK | os.X_OK):
-    raise UserError(f"{what} {path!r} is not writable; choose another with --{what}")
-  return path
-
-
-def writable_dir(path, what="workdir"):
-  """Create `path` if needed and check it can be written; UserError naming the fix if not."""
-  try:
-    os.makedirs(path, exist_ok=True)
-  except OSError as err:
-    raise UserError(f"cannot create {what} {path!r} ({err.strerror}); choose another with "
-                    f"--{what}") from None
-  if not os.access(path, os.W_OK | os.X_OK):
-    raise UserError(f"{what} {path!r} is not writable; choose another with --{what}")
-  return path
 
 
 @contextlib.contextmanager
@@ -252,78 +192,9 @@ class Run:
     path = out or self.path(FIGURES)
     return writable_dir(path, "out") if create else check_writable(path, "out")
 
-  def epoch_log(self, history, log=print):
-    """An EpochLog whose files hold exactly `history` (the epochs the checkpoint has)."""
-    return EpochLog(self, history, log) if self.primary else SilentEpochLog()
-
   def describe(self):
     return (f"checkpoints: {self.path(CHECKPOINTS)}  metrics: {self.path(METRICS)}  "
             f"tensorboard: {self.path(TENSORBOARD)}  results: {self.path(RESULTS)}")
-
-
-class EpochLog:
-  """Where finished epochs go: metrics.jsonl, timings.jsonl, TensorBoard and `log`.
-
-  metrics.jsonl is the run's history: a resume truncates it (and timings.jsonl) to the
-  epochs of the restored checkpoint, so an epoch finished after the last save is replayed,
-  never listed twice.
-  """
-
-  def __init__(self, run, history, log=print):
-    self.run, self.log = run, log
-    keep = {r["epoch"] for r in history}
-    with open(run.path(METRICS), "w") as f:
-      f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in history)
-    timings = [t for t in run.timings() if t["epoch"] in keep]
-    with open(run.path(TIMINGS), "w") as f:
-      f.writelines(json.dumps(t) + "\n" for t in timings)
-    # Imported here: tensorboardX imports torch when it is installed (1.4 s of start-up).
-    from tensorboardX import SummaryWriter
-    self.tb = SummaryWriter(run.path(TENSORBOARD))
-
-  def write(self, record, images_per_s, epoch_time_s, best, num_epochs):
-    with open(self.run.path(METRICS), "a") as f:
-      f.write(json.dumps(record, sort_keys=True) + "\n")
-    with open(self.run.path(TIMINGS), "a") as f:
-      f.write(json.dumps({"epoch": record["epoch"], "images_per_s": round(images_per_s, 1),
-                          "epoch_time_s": round(epoch_time_s, 3)}) + "\n")
-    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
-      self.tb.add_scalar(key.replace("_", "/", 1), record[key], record["epoch"])
-    self.tb.add_scalar("perf/images_per_s", images_per_s, record["epoch"])
-    self.tb.flush()
-    self.log(f"epoch {record['epoch']:>2}/{num_epochs}  train loss {record['train_loss']:.4f} "
-             f"acc {record['train_accuracy']:.4f} | val loss {record['val_loss']:.4f} "
-             f"acc {record['val_accuracy']:.4f} | {images_per_s:,.0f} img/s "
-             f"{epoch_time_s:.1f} s{'  *best' if best else ''}")
-
-  def write_hparams(self, results):
-    """Once, at the end: the run's config and results for TensorBoard's HParams tab, so
-    `tensorboard --logdir runs` compares every run and sweep point: session start/end
-    records and the results as scalars `results/...`. No experiment record (add_hparams
-    writes one per run): without one, TensorBoard builds the table from every run's."""
-    from tensorboardX.summary import hparams as hparams_summary
-    hparams = {k: v if isinstance(v, (bool, int, float, str)) else json.dumps(v)
-               for k, v in flatten(self.run.read_saved_config()).items() if v is not None}
-    metrics = {f"results/{k}": results[k] for k in ("test_accuracy", "val_accuracy")}
-    _, start, end = hparams_summary(hparams, metrics)
-    self.tb.file_writer.add_summary(start)
-    for tag, value in metrics.items():
-      self.tb.add_scalar(tag, value, results["epochs"])
-    self.tb.file_writer.add_summary(end)
-    self.tb.flush()
-
-  def close(self):
-    self.tb.close()
-
-
-class SilentEpochLog:
-  """The epoch log of a non-primary process: it writes and prints nothing."""
-
-  def write(self, record, **timings):
-    pass
-
-  def close(self):
-    pass
 
 
 class SweepDir:

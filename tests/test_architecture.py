@@ -11,14 +11,14 @@ from conftest import REPO
 CNNLAB = os.path.join(REPO, "cnnlab")
 # Each module's layer: a module may import only from its own layer or below (lazily too).
 LAYERS = [
-    ["errors", "fields"],
+    ["errors", "fields", "files"],
     ["data", "augment", "ops", "pooling", "parallel", "rundir", "checkpoint", "compilation"],
     ["shapes"],
     ["models"],
     ["train.state"],
     ["config", "train.step"],
     ["train.evaluate"],
-    ["train.epochs"],
+    ["train.epochs", "train.epoch_log"],
     ["train.loop", "train"],
     ["inspect", "sweep", "bench"],
     ["cli"],

@@ -17,11 +17,11 @@ from orbax.checkpoint._src.handlers import json_checkpoint_handler as jh
 from cnnlab import checkpoint
 from cnnlab.inspect import restore
 from cnnlab.train import state as state_lib
-from cnnlab import rundir
+from cnnlab import files, rundir
 from cnnlab.train import step as step_lib
 from cnnlab.errors import UserError
 from cnnlab.train import train_and_evaluate
-from conftest import DATA_DIR, REPO, TINY, needs_data, run_cli, smoke_config, tiny
+from conftest import DATA_DIR, REPO, TINY, needs_data, run_cli, tiny
 
 pytestmark = needs_data
 TINY_FLAGS = [f"--config={REPO}/experiments/smoke.py", f"--data_dir={DATA_DIR}"] + [
@@ -327,12 +327,12 @@ def test_disk_full_during_a_checkpoint_write_keeps_the_previous_one(
 
 def test_disk_full_in_the_json_writer_keeps_the_old_file(tmp_path, monkeypatch):
   path = str(tmp_path / "results.json")
-  rundir.write_json(path, {"old": 1})
+  files.write_json(path, {"old": 1})
 
   def full(*args, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
   monkeypatch.setattr(rundir.json, "dump", full)
   with pytest.raises(UserError, match="no space left on device while writing .*free space"):
-    rundir.write_json(path, {"new": 2})
-  assert rundir.read_json(path) == {"old": 1} and os.listdir(tmp_path) == ["results.json"]
+    files.write_json(path, {"new": 2})
+  assert files.read_json(path) == {"old": 1} and os.listdir(tmp_path) == ["results.json"]

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from cnnlab import config as config_lib
-from cnnlab import rundir
+from cnnlab import files, rundir
 from cnnlab.errors import UserError
 from conftest import DATA_DIR, REPO, needs_data, run_cli, smoke_config
 
@@ -134,7 +134,7 @@ def test_an_early_stopped_run_needs_a_larger_patience_to_train_on(finished):
     f.writelines(json.dumps(r) + "\n" for r in history)
   saved = run.read_saved_config()
   saved["early_stopping_patience"] = 1
-  rundir.write_json(run.config_path, saved)
+  files.write_json(run.config_path, saved)
   before = _files(finished)
   config = smoke_config(early_stopping_patience=1, num_epochs=4)
   with pytest.raises(UserError, match=r"no better validation loss for 1 epochs, so early "
@@ -155,7 +155,7 @@ def test_extending_a_run_with_a_schedule_says_the_schedule_changes(finished, mon
   run = rundir.Run(finished)
   saved = run.read_saved_config()
   saved["optimizer"]["schedule"] = "cosine"
-  rundir.write_json(run.config_path, saved)
+  files.write_json(run.config_path, saved)
   monkeypatch.setattr(loop, "_train", lambda config, run, resume, log: "trained on")
   logged, config = [], smoke_config(num_epochs=4)
   config.optimizer.schedule = "cosine"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab import rundir
+from cnnlab import files, rundir
 from cnnlab.inspect import inputs, layers, plots, predict, restore
 from cnnlab.inspect.report import write_figures
 from cnnlab.train import state as state_lib
@@ -215,7 +215,7 @@ def test_viz_of_other_registry_models(name, tmp_path):
   config = smoke_config(model=ml_collections.ConfigDict({"name": name}))
   workdir = str(tmp_path / name)
   os.makedirs(workdir)
-  rundir.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
+  files.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
   _, state = state_lib.build(config)
   mngr = checkpoint.manager(rundir.Run(workdir).checkpoints_dir)
   checkpoint.save(mngr, 0, state, step_lib.zero_sums(), {})

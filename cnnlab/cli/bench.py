@@ -21,7 +21,7 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-from cnnlab import rundir
+from cnnlab import files
 from cnnlab.cli.common import load_config, require
 from cnnlab.errors import UserError
 
@@ -59,7 +59,7 @@ def main(argv):
   require(_REPEATS.value is None or _REPEATS.value >= 1, "--repeats must be at least 1")
   stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
   out = _OUT.value or os.path.join("bench", "results", f"{stamp}.json")
-  rundir.writable_dir(os.path.dirname(out) or ".", "out")
+  files.writable_dir(os.path.dirname(out) or ".", "out")
   require(_TIME_TO_ACCURACY.value is None or _SEEDS_VS_SEQUENTIAL.value is None,
               "--time_to_accuracy and --seeds_vs_sequential are separate measurements; "
               "pass one of them")

@@ -11,7 +11,7 @@ import os
 from absl import flags
 
 from cnnlab.cli.common import require
-from cnnlab.rundir import writable_dir
+from cnnlab.files import writable_dir
 
 flags.DEFINE_integer("index", 0, "which training image to use (0-based)")
 flags.DEFINE_string("data_dir", None, "directory with the Fashion-MNIST IDX files "

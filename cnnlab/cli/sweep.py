@@ -16,7 +16,7 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-from cnnlab import rundir
+from cnnlab import files, rundir
 from cnnlab.cli.common import require
 from cnnlab.sweep import grid, report, runner, slurm
 from cnnlab.errors import UserError
@@ -161,7 +161,7 @@ def main(argv):
   config_file = flags.FLAGS["config"].serialize().split("=", 1)[1]
   _check_points(config, points, names)
 
-  workdir = rundir.writable_dir(_WORKDIR.value)
+  workdir = files.writable_dir(_WORKDIR.value)
   sweep_dir = rundir.SweepDir(workdir)
   with rundir.locked(workdir):  # one sweep per workdir at a time
     _check_record(sweep_dir, config, axes)

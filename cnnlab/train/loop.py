@@ -9,7 +9,6 @@ import functools
 import signal
 import time
 
-import jax
 import numpy as np
 
 from cnnlab import checkpoint, data, parallel, rundir
@@ -17,6 +16,7 @@ from cnnlab import config as config_lib
 from cnnlab.errors import UserError, is_disk_full, warn
 from cnnlab.train import state as state_lib
 from cnnlab.train import step as step_lib
+from cnnlab.train.epoch_log import epoch_log
 from cnnlab.train.epochs import StopFlag, host_step, make_job, run_epochs
 from cnnlab.train.evaluate import eval_batches, evaluate
 
@@ -113,7 +113,7 @@ def _train(config, run, resume, log):
   state, sums, history, wall = _resume(run, mngr, config, state, spe, resume, log)
   if not mngr.all_steps():  # a fresh start: this config is the run's
     run.write_config(config)
-  epochs = run.epoch_log(history, log)
+  epochs = epoch_log(run, history, log)
   job = make_job(config, mesh, splits["train"], splits["validation"])
   state, sums = parallel.put((state, sums), job.replicated)
   t_start = time.time() - wall  # time before a resume counts
