@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from cnnlab.models import MODELS, create_model, layer_outputs
-from tests.conftest import DATA_DIR, needs_data, run_cli, smoke_config
+from conftest import DATA_DIR, needs_data, run_cli, smoke_config
 
 WARNING = ("cnnlab: warning: config.dtype=bfloat16 is for TPU/GPU: XLA:CPU runs bf16 "
            "convolutions through a slow generic loop; on CPU use it for correctness checks only")

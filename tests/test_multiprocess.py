@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import DATA_DIR, REPO, needs_data
+from conftest import DATA_DIR, REPO, needs_data
 
 
 SHRUNK = ["--config=experiments/smoke.py", f"--data_dir={DATA_DIR}", "--config.train_size=512",
