@@ -66,6 +66,17 @@ def run_cli(*args, timeout=600):
                         capture_output=True, text=True, timeout=timeout)
 
 
+def one_line_error(proc, *needles):
+  """Assert a command failed as a user mistake should: exit 2, one `cnnlab: error:` line
+  holding each of `needles`, no traceback; returns the line."""
+  lines = [l for l in proc.stderr.splitlines() if l.strip()]
+  assert proc.returncode == 2 and len(lines) == 1, (proc.returncode, proc.stderr[-3000:])
+  assert lines[0].startswith("cnnlab: error:") and "Traceback" not in proc.stderr
+  for needle in needles:
+    assert needle in lines[0], lines[0]
+  return lines[0]
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
   """Workdir of one finished smoke training (trained once per test session, in-process)."""

@@ -21,7 +21,7 @@ from cnnlab import files, rundir
 from cnnlab.train import step as step_lib
 from cnnlab.errors import UserError
 from cnnlab.train import train_and_evaluate
-from conftest import DATA_DIR, REPO, TINY, needs_data, run_cli, tiny
+from conftest import DATA_DIR, REPO, TINY, needs_data, one_line_error, run_cli, tiny
 
 pytestmark = needs_data
 TINY_FLAGS = [f"--config={REPO}/experiments/smoke.py", f"--data_dir={DATA_DIR}"] + [
@@ -54,14 +54,6 @@ def _assert_same_run(workdir, reference, step=48):
   drop = lambda r: {k: v for k, v in r.items() if k != "train_wall_time_s"}
   load = lambda d: drop(json.loads(_read(d, "results.json")))
   assert load(workdir) == load(reference)
-
-
-def _one_line_error(proc, *needles):
-  lines = [l for l in proc.stderr.splitlines() if l.strip()]
-  assert proc.returncode == 2 and len(lines) == 1, (proc.returncode, proc.stderr[-3000:])
-  assert lines[0].startswith("cnnlab: error:") and "Traceback" not in proc.stderr
-  for needle in needles:
-    assert needle in lines[0], lines[0]
 
 
 @pytest.fixture
@@ -231,7 +223,7 @@ def test_huge_learning_rate_stops_with_the_step_and_a_hint(tmp_path):
   workdir = tmp_path / "run"
   proc = run_cli("train", *TINY_FLAGS, "--config.optimizer.learning_rate=1e6",
                  f"--workdir={workdir}")
-  _one_line_error(proc, "non-finite at step 1 ", "Lower the learning rate",
+  one_line_error(proc, "non-finite at step 1 ", "Lower the learning rate",
                   "skip_nonfinite_updates")
   assert _steps(str(workdir)) == []  # nothing non-finite was ever checkpointed
 

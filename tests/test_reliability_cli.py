@@ -9,7 +9,8 @@ import pytest
 
 from cnnlab import rundir
 from conftest import REPO, needs_data, run_cli
-from test_reliability import TINY_FLAGS, _one_line_error
+from conftest import one_line_error
+from test_reliability import TINY_FLAGS
 
 pytestmark = needs_data
 
@@ -27,7 +28,7 @@ def test_second_run_on_a_locked_workdir_is_refused_naming_the_pid(tmp_path):
   try:
     assert holder.stdout.readline().strip() == "locked"
     proc = run_cli("train", *TINY_FLAGS, f"--workdir={workdir}")
-    _one_line_error(proc, f"in use by pid {holder.pid}")
+    one_line_error(proc, f"in use by pid {holder.pid}")
   finally:
     holder.kill()
     holder.wait()
@@ -68,10 +69,10 @@ def test_deterministic_sets_xla_flags_before_jax_starts(deterministic, tmp_path)
     ("--config.deterministic=perhaps", "deterministic"),
     ("--config.skip_nonfinite_updates=2x", "skip_nonfinite_updates")])
 def test_bad_flag_is_one_line_and_exit_2(flag, needle, tmp_path):
-  _one_line_error(run_cli("train", *TINY_FLAGS, f"--workdir={tmp_path / 'w'}", flag), needle)
+  one_line_error(run_cli("train", *TINY_FLAGS, f"--workdir={tmp_path / 'w'}", flag), needle)
 
 
 def test_a_flag_swallowed_as_a_path_is_refused(tmp_path):
   proc = run_cli("train", *TINY_FLAGS, "--workdir", "--config.num_epochs=1")
-  _one_line_error(proc, "--workdir", "looks like a flag")
+  one_line_error(proc, "--workdir", "looks like a flag")
   assert not os.path.exists(os.path.join(REPO, "--config.num_epochs=1"))

@@ -18,20 +18,11 @@ import pytest
 from cnnlab import config as config_lib
 from cnnlab import files, rundir
 from cnnlab.errors import UserError
-from conftest import DATA_DIR, REPO, needs_data, run_cli, smoke_config
+from conftest import DATA_DIR, REPO, needs_data, one_line_error, run_cli, smoke_config
 
 pytestmark = needs_data
 SMOKE = f"--config={REPO}/experiments/smoke.py"
 STEPS_BEFORE_CTRL_C = 10
-
-
-def _one_line_error(proc, *needles):
-  lines = [l for l in proc.stderr.splitlines() if l.strip()]
-  assert proc.returncode == 2 and len(lines) == 1, (proc.returncode, proc.stderr[-3000:])
-  assert lines[0].startswith("cnnlab: error:") and "Traceback" not in proc.stderr
-  for needle in needles:
-    assert needle in lines[0], lines[0]
-  return lines[0]
 
 
 def _files(workdir):
@@ -101,7 +92,7 @@ def test_a_finished_run_says_how_to_train_it_on_and_changes_nothing(finished, sm
 def test_another_config_on_resume_is_one_line_naming_every_differing_field(finished):
   before = _files(finished)
   proc = run_cli("train", f"--config={REPO}/experiments/textbook.py", f"--workdir={finished}")
-  line = _one_line_error(proc)
+  line = one_line_error(proc)
   assert line == (
       f"cnnlab: error: workdir {finished!r} holds a run with a different model.conv_groups "
       "(1, now absent), train_size (2048, now 0), eval_batch_size (256, now 1000), num_epochs "
@@ -195,7 +186,7 @@ def test_the_default_workdir_is_never_changed_without_being_named(smoke_run, tmp
   proc = subprocess.run([sys.executable, "-m", "cnnlab.cli", "train", SMOKE,
                          "--config.num_epochs=3"], cwd=tmp_path, capture_output=True,
                         text=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=300)
-  _one_line_error(proc, "'runs/smoke' holds a run with a different num_epochs (2, now 3)",
+  one_line_error(proc, "'runs/smoke' holds a run with a different num_epochs (2, now 3)",
                   "or pass --workdir=runs/smoke --config.num_epochs=... to change it on purpose")
   assert _files(tmp_path / "runs") == before
 
