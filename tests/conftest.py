@@ -13,6 +13,7 @@ and of the cache itself make their own empty caches.
 """
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -21,6 +22,9 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.environ.get("CNNLAB_TEST_DATA_DIR", "/usr/share/datasets/fashion-mnist")
 sys.path.insert(0, REPO)  # experiments/ (configs) is not an installed package
+# pytest-xdist's workers ignore SIGINT, and a child process inherits an ignored signal: the
+# Ctrl-C tests' subprocesses would never see theirs. Restore Python's default, as in a terminal.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 # One cache per pytest-xdist worker: JAX writes cache entries in place (no rename), so a worker
 # could read another's half-written entry; each worker shares its cache with its subprocesses.
 os.environ.setdefault("CNNLAB_JAX_CACHE", os.path.join(
