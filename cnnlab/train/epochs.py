@@ -151,6 +151,13 @@ class StopFlag:
       self.signum = signal.SIGTERM
     return self.signum is not None
 
+  def raise_if_set(self):
+    """In start-up (nothing to save yet): Ctrl-C -> KeyboardInterrupt, SIGTERM -> exit 143."""
+    if self.signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    if self.signum is not None:
+      raise SystemExit(128 + self.signum)
+
   def _handle(self, signum, frame):
     self.signum = signum
 

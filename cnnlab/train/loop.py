@@ -103,29 +103,38 @@ def _record_changes(config, run, changes, log):
 
 
 def _train(config, run, resume, log):
-  """prepare -> resume -> epochs -> finish, in a locked run directory."""
-  splits = data.load_train_validation(config)
-  config_lib.check_fits(config, len(splits["train"][0]))
-  mesh = parallel.make_mesh(config.num_devices)
-  spe = len(splits["train"][0]) // config.batch_size
-  _, state = state_lib.build(config, spe)
-  mngr = checkpoint.manager(run.checkpoints_dir)
-  state, sums, history, wall = _resume(run, mngr, config, state, spe, resume, log)
-  if not mngr.all_steps():  # a fresh start: this config is the run's
-    run.write_config(config)
-  epochs = epoch_log(run, history, log)
-  job = make_job(config, mesh, splits["train"], splits["validation"])
-  state, sums = parallel.put((state, sums), job.replicated)
-  t_start = time.time() - wall  # time before a resume counts
-  stop = StopFlag()
+  """prepare -> resume -> epochs -> finish, in a locked run directory.
+
+  Ctrl-C and SIGTERM only set a flag from the start (StopFlag): a KeyboardInterrupt raised
+  inside JAX's start-up could be lost (a run interrupted under load once trained to the end).
+  Flagged in start-up, the run stops before training (nothing new to save; Run.created
+  removes a directory it created); once training, it saves the step it reached and exits.
+  """
+  stop, mngr = StopFlag(), None
   try:
+    splits = data.load_train_validation(config)
+    config_lib.check_fits(config, len(splits["train"][0]))
+    mesh = parallel.make_mesh(config.num_devices)
+    spe = len(splits["train"][0]) // config.batch_size
+    _, state = state_lib.build(config, spe)
+    mngr = checkpoint.manager(run.checkpoints_dir)
+    state, sums, history, wall = _resume(run, mngr, config, state, spe, resume, log)
+    stop.raise_if_set()
+    if not mngr.all_steps():  # a fresh start: this config is the run's
+      run.write_config(config)
+    epochs = epoch_log(run, history, log)
+    job = make_job(config, mesh, splits["train"], splits["validation"])
+    state, sums = parallel.put((state, sums), job.replicated)
+    t_start = time.time() - wall  # time before a resume counts
+    stop.raise_if_set()
     if not early_stop(history, config):
       hook = _epoch_hook(config, epochs, mngr, history, t_start)
       interrupted = functools.partial(_save_interrupted, mngr, run, stop, t_start, log)
       state, _ = run_epochs(job, state, sums, hook, stop, interrupted)
   finally:
     stop.restore()
-    checkpoint.wait(mngr)  # never exit with a save in flight; a full disk becomes one line
+    if mngr is not None:
+      checkpoint.wait(mngr)  # never exit with a save in flight; a full disk becomes one line
   results = _finish(config, job, mngr, state, history, time.time() - t_start)
   run.write_results(results)
   epochs.write_hparams(results)
