@@ -7,13 +7,12 @@ Tiers: `./launch.sh test` runs the quick tier (everything not marked `slow`), `.
 --all` every test (CI). Every test has a time limit (pytest-timeout, pyproject.toml), and all of
 them, in-process and in the subprocesses they start, share one persistent compilation cache
 (.jax_cache/tests/<worker>, or $CNNLAB_JAX_CACHE): a rerun compiles little. `./launch.sh
-test` runs one pytest-xdist worker per core, whole files per worker (module and session
-fixtures are computed once per worker that needs them). Tests of cold compilation
+test` runs one pytest-xdist worker per core; a module with expensive shared fixtures is
+marked xdist_group and runs on one worker (session fixtures run once per worker). Tests of cold compilation
 and of the cache itself make their own empty caches.
 """
 
 import os
-import signal
 import subprocess
 import sys
 
@@ -22,9 +21,6 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.environ.get("CNNLAB_TEST_DATA_DIR", "/usr/share/datasets/fashion-mnist")
 sys.path.insert(0, REPO)  # experiments/ (configs) is not an installed package
-# pytest-xdist's workers ignore SIGINT, and a child process inherits an ignored signal: the
-# Ctrl-C tests' subprocesses would never see theirs. Restore Python's default, as in a terminal.
-signal.signal(signal.SIGINT, signal.default_int_handler)
 # One cache per pytest-xdist worker: JAX writes cache entries in place (no rename), so a worker
 # could read another's half-written entry; each worker shares its cache with its subprocesses.
 os.environ.setdefault("CNNLAB_JAX_CACHE", os.path.join(
