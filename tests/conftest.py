@@ -8,8 +8,8 @@ Tiers: `./launch.sh test` runs the quick tier (everything not marked `slow`), `.
 them, in-process and in the subprocesses they start, share one persistent compilation cache
 (.jax_cache/tests/<worker>, or $CNNLAB_JAX_CACHE): a rerun compiles little. `./launch.sh
 test` runs one pytest-xdist worker per core; a module with expensive shared fixtures is
-marked xdist_group and runs on one worker (session fixtures run once per worker). Tests of cold compilation
-and of the cache itself make their own empty caches.
+marked xdist_group and runs on one worker (session fixtures run once per worker). Tests of
+cold compilation and of the cache itself make their own empty caches.
 """
 
 import os
