@@ -68,9 +68,8 @@ case "$cmd" in
   setup) setup ;;
   test)
     ensure_setup; cd "$ROOT"
-    # One pytest worker per core (at most 4), tests dealt out one by one; a module marked
-    # xdist_group (expensive shared fixtures) stays on one worker (pytest-xdist).
-    par=(-n auto --maxprocesses=4 --dist=loadgroup)
+    # One pytest worker per core (at most 4), a whole test file per worker (pytest-xdist).
+    par=(-n auto --maxprocesses=4 --dist=loadfile)
     if [ "${1:-}" = --all ]; then shift; exec "$PY" -m pytest "${par[@]}" "$@"; fi
     exec "$PY" -m pytest "${par[@]}" -m "not slow" "$@" ;;
   tensorboard)  # TensorBoard (a dependency) on the runs' event files, default --logdir=runs

@@ -7,9 +7,10 @@ Tiers: `./launch.sh test` runs the quick tier (everything not marked `slow`), `.
 --all` every test (CI). Every test has a time limit (pytest-timeout, pyproject.toml), and all of
 them, in-process and in the subprocesses they start, share one persistent compilation cache
 (.jax_cache/tests/<worker>, or $CNNLAB_JAX_CACHE): a rerun compiles little. `./launch.sh
-test` runs one pytest-xdist worker per core; a module with expensive shared fixtures is
-marked xdist_group and runs on one worker (session fixtures run once per worker). Tests of
-cold compilation and of the cache itself make their own empty caches.
+test` runs one pytest-xdist worker per core, a whole file per worker at a time (module
+fixtures run once), the longest files first (LONGEST_FIRST) so that no worker is left alone
+with a long file at the end. Tests of cold compilation and of the cache itself make their own
+empty caches.
 """
 
 import os
@@ -33,6 +34,18 @@ def _use_shared_cache():
 
 
 _use_shared_cache()
+
+
+# The files that take longest (each ~1-2.5 min of one core on a fresh clone), started first.
+LONGEST_FIRST = ["test_bad_input", "test_zoo", "test_multiprocess", "test_train", "test_bench",
+                 "test_scale", "test_fast_layers", "test_sweep", "test_notebooks", "test_viz",
+                 "test_reliability_kill", "test_reliability", "test_resume_loop"]
+
+
+def pytest_collection_modifyitems(items):
+  """Longest files first, the rest in their usual order (xdist deals out files in this order)."""
+  rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+  items.sort(key=lambda item: rank.get(item.module.__name__, len(rank)))
 
 
 def has_data():

@@ -17,8 +17,6 @@ import pytest
 
 from conftest import DATA_DIR, REPO, needs_data, run_cli
 
-pytestmark = pytest.mark.xdist_group("bad_input")  # one worker: its fixtures run once
-
 SMOKE = f"--config={REPO}/experiments/smoke.py"
 
 

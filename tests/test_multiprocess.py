@@ -20,8 +20,6 @@ import pytest
 
 from conftest import DATA_DIR, REPO, needs_data
 
-pytestmark = pytest.mark.xdist_group("multiprocess")  # one worker: its fixtures run once
-
 
 SHRUNK = ["--config=experiments/smoke.py", f"--data_dir={DATA_DIR}", "--config.train_size=512",
           "--config.validation_size=256", "--config.test_size=256",

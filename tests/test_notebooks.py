@@ -13,8 +13,6 @@ import pytest
 
 from conftest import REPO, needs_data
 
-pytestmark = pytest.mark.xdist_group("notebooks")  # one worker: its fixtures run once
-
 nbformat = pytest.importorskip("nbformat", reason="dev extra not installed")
 nbclient = pytest.importorskip("nbclient", reason="dev extra not installed")
 

@@ -22,8 +22,6 @@ from cnnlab.sweep import report
 from cnnlab.errors import UserError
 from conftest import DATA_DIR, REPO, has_data, smoke_config
 
-pytestmark = pytest.mark.xdist_group("sweep")  # one worker: its fixtures run once
-
 TINY = ["--config=experiments/smoke.py", "--config.train_size=256",
         "--config.validation_size=256", "--config.test_size=256", "--config.num_epochs=1",
         f"--data_dir={DATA_DIR}"]
