@@ -22,16 +22,16 @@ from absl import flags
 from ml_collections import config_flags
 
 from cnnlab import files
+from cnnlab.cli import common
 from cnnlab.cli.common import load_config, require
 from cnnlab.errors import UserError
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FAST_CONFIG = os.path.join(REPO, "experiments", "fast.py")
+FAST_CONFIG = os.path.join(common.REPO, "experiments", "fast.py")
 # The default config depends on the mode, so it is picked from the raw command line before
 # absl parses it: absl registers the default config's --config.FIELD flags at definition.
 _TIMING_ACCURACY = any(re.match(r"--time[-_]to[-_]accuracy(=|$)", a) for a in sys.argv)
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", FAST_CONFIG if _TIMING_ACCURACY else os.path.join(REPO, "experiments", "textbook.py"),
+    "config", FAST_CONFIG if _TIMING_ACCURACY else common.DEFAULT_CONFIG,
     "experiment config file (default experiments/textbook.py, or experiments/fast.py with "
     "--time_to_accuracy); override fields with --config.FIELD=value", lock_config=True)
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["32", "128"], "batch sizes to measure")

@@ -15,6 +15,7 @@ from cnnlab.errors import UserError, closest
 
 PROG = "cnnlab"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_CONFIG = os.path.join(REPO, "experiments", "textbook.py")  # every command's --config
 HELP_FLAGS = ("-h", "--help", "-help", "--helpshort", "-?")
 
 

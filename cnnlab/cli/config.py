@@ -14,9 +14,8 @@ from ml_collections import config_flags
 
 from cnnlab.cli import common
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(REPO, "experiments", "textbook.py"),
+    "config", common.DEFAULT_CONFIG,
     "experiment config file to show; --config.FIELD=value overrides are shown applied",
     lock_config=True)
 

@@ -17,13 +17,13 @@ from absl import flags
 from ml_collections import config_flags
 
 from cnnlab import files, rundir
+from cnnlab.cli import common
 from cnnlab.cli.common import require
 from cnnlab.sweep import grid, report, runner, slurm
 from cnnlab.errors import UserError
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(REPO, "experiments", "textbook.py"),
+    "config", common.DEFAULT_CONFIG,
     "experiment config file; --config.FIELD=value overrides apply to every point",
     lock_config=True)
 _SWEEP = flags.DEFINE_multi_string(

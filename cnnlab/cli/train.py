@@ -16,9 +16,8 @@ from cnnlab import rundir
 from cnnlab.cli import common
 from cnnlab.errors import UserError
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(REPO, "experiments", "textbook.py"),
+    "config", common.DEFAULT_CONFIG,
     "experiment config file; override fields with --config.FIELD=value", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (default: runs/<config name>)")
 _DATA_DIR = flags.DEFINE_string("data_dir", None,
