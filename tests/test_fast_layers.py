@@ -177,3 +177,25 @@ def test_image_groups_equal_unrolled_groups_and_the_plain_path():
   np.testing.assert_array_equal(state["intermediates"]["taps"]["pool2"][0], y)
   assert state["intermediates"]["taps"]["pool1"][0].shape == (40, 6, 6, 16)
   _close(GroupedTrunk().apply(variables, x), y)
+
+
+@pytest.mark.parametrize("n, shape", [(64, (28, 28, 1)), (20, (16, 12, 3))])  # course; ragged
+def test_speedrun_cnn_in_image_groups_equals_the_plain_model(n, shape):
+  """speedrun_cnn's conv+pool in image groups (BatchNorm on the whole batch between them) =
+  the same model with conv_groups=1, in training mode: loss, gradients and the BatchNorm
+  statistics, to float32 rounding (1e-5: the groups change only the order of sums)."""
+  from cnnlab.models import create_model
+  x = jax.random.uniform(jax.random.PRNGKey(3), (n, *shape))
+  labels = jax.random.randint(jax.random.PRNGKey(4), (n,), 0, 10)
+  grouped, plain = (create_model("speedrun_cnn", widths=(8, 16), hidden=32, conv_groups=g)
+                    for g in (8, 1))
+  variables = plain.init(jax.random.PRNGKey(0), x[:1])
+
+  def loss_and_grads(model):
+    def loss(params):
+      logits, new = model.apply({**variables, "params": params}, x, train=True,
+                                mutable=["batch_stats"])
+      return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(n), labels]), new
+    return jax.jit(jax.value_and_grad(loss, has_aux=True))(variables["params"])
+
+  jax.tree.map(_close, loss_and_grads(grouped), loss_and_grads(plain))

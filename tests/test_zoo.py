@@ -13,11 +13,13 @@ from cnnlab.train import state as state_lib
 from cnnlab.models import create_model, layer_outputs
 from conftest import smoke_config
 
-ZOO = ("lenet5", "lenet5_relu", "vgg_small", "resnet_small", "inception_mini")
+ZOO = ("lenet5", "lenet5_relu", "vgg_small", "resnet_small", "inception_mini", "speedrun_cnn")
 INPUTS = ((28, 28, 1), (32, 32, 3))
 # Parameters on 28x28x1 (LeNet-5 by hand below; the others pinned from their definitions).
 PARAMS = {"lenet5": 61_706, "lenet5_relu": 61_706, "vgg_small": 288_170,
-          "resnet_small": 307_690, "inception_mini": 32_842}
+          "resnet_small": 307_690, "inception_mini": 32_842,
+          # 3*3*32 + 3*3*32*64 convs (no bias), 2*(32+64) BatchNorm, 7*7*64*256+256, 2,570
+          "speedrun_cnn": 824_554}
 
 
 def _abstract(model, input_shape, n=2):

@@ -37,9 +37,10 @@ def main(argv):
     raise UserError("pass --workdir=DIR, the directory of a training run")
   if _TOP.value < 1:
     raise UserError(f"--top={_TOP.value} must be at least 1")
+  from cnnlab import rundir
+  rundir.Run(_WORKDIR.value).read_config()  # not a run: say so before JAX starts (~2 s)
   from cnnlab.cli import common
   common.setup_jax()
-  from cnnlab import rundir  # after setup_jax: the rest imports jax
   from cnnlab.inspect import plots, predict, restore
   probs, names, x, what, _ = predict.classify(
       _WORKDIR.value, _IMAGE.value, _INDEX.value, _SPLIT.value, _WHICH.value, _INVERT.value,

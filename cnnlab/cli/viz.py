@@ -38,6 +38,8 @@ def main(argv):
     raise UserError("pass --workdir=DIR, the directory of a training run")
   if _IMAGE.value and flags.FLAGS["index"].present:
     raise UserError("pass either --image or --index, not both")
+  from cnnlab import rundir
+  rundir.Run(_WORKDIR.value).read_config()  # not a run: say so before JAX starts (~2 s)
   from cnnlab.cli import common
   common.setup_jax()
   from cnnlab.inspect.report import write_figures  # after setup_jax: imports jax

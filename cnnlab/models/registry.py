@@ -10,6 +10,7 @@ from cnnlab.models.fashion_dnn import FashionDNN
 from cnnlab.models.inception_mini import InceptionMini
 from cnnlab.models.lenet5 import LeNet5, LeNet5ReLU
 from cnnlab.models.resnet_small import ResNetSmall
+from cnnlab.models.speedrun_cnn import SpeedrunCNN
 from cnnlab.models.textbook_cnn import TextbookCNN
 from cnnlab.models.vgg_small import VGGSmall
 
@@ -22,6 +23,7 @@ MODELS = {
     "vgg_small": VGGSmall,
     "resnet_small": ResNetSmall,
     "inception_mini": InceptionMini,
+    "speedrun_cnn": SpeedrunCNN,
 }
 
 
