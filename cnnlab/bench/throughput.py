@@ -7,7 +7,6 @@ Batches are fixed random uint8 images on the device: throughput does not depend 
 
 import json
 import os
-import platform
 import resource
 import statistics
 import tempfile
@@ -20,29 +19,10 @@ import numpy as np
 from cnnlab import data
 from cnnlab.compilation import compile_options
 from cnnlab.bench.child import run_python
+from cnnlab.bench.record import machine_info
 from cnnlab.train import state as state_lib
 from cnnlab.train import step as step_lib
 from cnnlab.train.evaluate import evaluate
-
-
-def machine_info():
-  cpu = platform.processor()
-  try:
-    with open("/proc/cpuinfo") as f:
-      cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-  except (OSError, StopIteration):
-    pass
-  info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-          "jax": jax.__version__, "backend": jax.default_backend(),
-          "devices": [str(d) for d in jax.devices()]}
-  import flax
-  info["flax"] = flax.__version__
-  try:
-    import torch
-    info["torch"] = torch.__version__
-  except ImportError:
-    info["torch"] = None
-  return info
 
 
 def matmul_gflops(n=1024, steps=5):

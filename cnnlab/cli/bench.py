@@ -13,7 +13,6 @@ the JSON keeps every round (min/median/max) plus machine and library versions.
 """
 
 import datetime
-import json
 import os
 import re
 import sys
@@ -71,7 +70,6 @@ def main(argv):
   config = _checked(load_config(_CONFIG))
   from cnnlab.bench import throughput
   result = throughput.compare(config, sizes, against, _REPEATS.value or 5)
-  result["config"] = config_flags.get_config_filename(flags.FLAGS["config"])
   _write(out, result, throughput.format_table(result))
 
 
@@ -92,15 +90,13 @@ def _baseline(against):
 
 
 def _time_to_accuracy(out):
-  from cnnlab.bench import throughput, time_to_accuracy
+  from cnnlab.bench import time_to_accuracy
   target = _TIME_TO_ACCURACY.value
   require(0.0 < target < 1.0, f"--time_to_accuracy={target} must be an accuracy in (0, 1), "
               "e.g. 0.91")
   config = _checked(load_config(_CONFIG))
   result = time_to_accuracy.measure(config, target, _REPEATS.value or 3,
                                     log=lambda line: print(line, flush=True))
-  result.update(config=config_flags.get_config_filename(flags.FLAGS["config"]),
-                machine=throughput.machine_info())
   _write(out, result, time_to_accuracy.format_table(result))
 
 
@@ -108,10 +104,8 @@ def _seeds_vs_sequential(out):
   n = _SEEDS_VS_SEQUENTIAL.value
   require(n >= 2, f"--seeds_vs_sequential={n} must be at least 2, e.g. 8")
   config = _checked(load_config(_CONFIG))
-  from cnnlab.bench import seeds, throughput
+  from cnnlab.bench import seeds
   result = seeds.seeds_vs_sequential(config, n, log=lambda line: print(line, flush=True))
-  result.update(config=config_flags.get_config_filename(flags.FLAGS["config"]),
-                machine=throughput.machine_info())
   _write(out, result, f"{n} seeds: one vmapped program {result['vmapped_s']:.1f} s, "
          f"{n} sequential runs {result['sequential_s']:.1f} s: {result['speedup']:.2f}x")
 
@@ -124,7 +118,5 @@ def _checked(config):
 
 
 def _write(out, result, table):
-  with open(out, "w") as f:
-    json.dump(result, f, indent=1)
-  print(table)
-  print(f"wrote {out}")
+  from cnnlab.bench import record
+  record.write(out, result, config_flags.get_config_filename(flags.FLAGS["config"]), table)
