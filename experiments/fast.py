@@ -1,7 +1,8 @@
 """Fastest route to 0.91 test accuracy on a 2-core CPU: a slim course CNN, one-cycle Adam, 2 epochs.
 
-Run:     ./launch.sh bench --time-to-accuracy=0.91          (fresh processes, test set checked
-         after every epoch, all 60,000 training images; median of 3, cold and warm cache)
+Run:     ./launch.sh bench --time-to-accuracy=0.91 --config=experiments/fast.py --cache=both
+         (fresh process per seed, test set checked after every epoch, all 60,000 training
+         images; seeds 0-2, cold and warm cache)
          ./launch.sh train --config=experiments/fast.py --workdir=runs/fast   (48k/12k split)
 Expect:  0.91 after epoch 2 in ~38 s from a cold process, ~36 s with a warm compilation cache
          (test 0.9131 / 0.9151 / 0.9113 for seeds 0 / 1 / 2); validation accuracy after 2

@@ -119,7 +119,7 @@ def cases(g):
       "bench: target 0": (["bench", "--time_to_accuracy=0"], ["time_to_accuracy"], None),
       "bench: one seed": (["bench", "--seeds_vs_sequential=1"], ["seeds_vs_sequential"], None),
       "bench: two modes": (["bench", "--time_to_accuracy=0.9", "--seeds_vs_sequential=2"], ["one of them"], None),
-      "bench: unknown model (timing)": (["bench", "--time_to_accuracy=0.9", "--config.model.name=resnet"], ["unknown model"], None),
+      "bench: unknown model (timing)": (["bench", "--time_to_accuracy=0.91", "--config.model.name=resnet"], ["unknown model"], None),
       "bench: unknown model": (["bench", "--against=none", "--config.model.name=resnet"], ["unknown model"], None),
       # sweep
       "sweep: no '='": (["sweep", SMOKE, "--sweep=config.seed", f"--workdir={g}/sw1"], ["config.seed"], None),

@@ -6,35 +6,130 @@ read, the same numbers each time); the speed itself is measured by `./launch.sh 
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 
 import pytest
 
-from conftest import DATA_DIR, REPO, needs_data, run_cli
+from conftest import DATA_DIR, REPO, needs_data, one_line_error, run_cli
 
 pytestmark = pytest.mark.slow  # the quick tier skips it; --all and CI run it
 
 
+def _git_head():
+  return subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], capture_output=True, text=True,
+                        check=True).stdout.strip()
+
+
 @needs_data
-def test_time_to_accuracy_runs_fresh_processes_and_reports_when_the_target_is_reached(tmp_path):
+def test_time_to_accuracy_runs_every_seed_in_a_cold_process_and_says_each_reached(tmp_path):
   out = tmp_path / "tta.json"
-  proc = run_cli("bench", "--time-to-accuracy=0.6", "--config=experiments/smoke.py",
-                 f"--config.data_dir={DATA_DIR}", "--repeats=1", f"--out={out}")
+  proc = run_cli("bench", "--time-to-accuracy=0.5", "--config=experiments/smoke.py",
+                 f"--config.data_dir={DATA_DIR}", "--repeats=2", f"--out={out}")
   assert proc.returncode == 0, proc.stderr[-2000:]
   result = json.loads(out.read_text())
-  assert result["target"] == 0.6 and result["config"].endswith("experiments/smoke.py")
-  runs = result["cold"]["runs"] + result["warm"]["runs"]
-  assert len(runs) == 2
-  for run in runs:
-    assert run["reached_s"] > 0 and run["epoch"] in (1, 2)
-    assert run["history"][-1]["test_accuracy"] >= 0.6  # smoke: ~0.7 on 1,000 test images
+  assert (result["target"], result["seeds"], result["cache"]) == (0.5, [0, 1], "cold")
+  assert "warm" not in result  # --cache=cold (the default) runs no warm-cache reruns
+  # The config as a path inside the repository, and what the record was made with.
+  assert result["config"] == "experiments/smoke.py"
+  import jax
+  import jaxlib
+  machine = result["machine"]
+  assert (machine["jax"], machine["jaxlib"], machine["cores"]) == (
+      jax.__version__, jaxlib.__version__, os.cpu_count())
+  assert machine["cpu"] and result["git"]["commit"] == _git_head()
+  cold = result["cold"]
+  assert [r["seed"] for r in cold["runs"]] == [0, 1]
+  for run in cold["runs"]:
+    assert run["reached_s"] > 0 and run["epoch"] == len(run["history"]) in (1, 2)
+    assert run["history"][-1]["test_accuracy"] >= 0.5  # smoke: ~0.7 on 1,000 test images
+    assert all(h["test_accuracy"] < 0.5 for h in run["history"][:-1])  # the first to reach
     assert run["history"][-1]["s"] == run["reached_s"]
-  # Same config and seed in two fresh processes (cold and warm cache): the same accuracies.
-  assert runs[0]["history"] == [dict(h, s=runs[0]["history"][i]["s"])
-                                for i, h in enumerate(runs[1]["history"])]
-  assert result["cold"]["median_s"] == runs[0]["reached_s"]
-  assert "time to test accuracy 0.6" in proc.stdout
+  times = [r["reached_s"] for r in cold["runs"]]
+  assert (cold["reached"], cold["every_seed_reached"], cold["not_reached_seeds"]) == (2, True, [])
+  assert (cold["mean_s"], cold["std_s"], cold["max_s"]) == (
+      statistics.mean(times), statistics.stdev(times), max(times))
+  assert "time to test accuracy 0.5 (one fresh process per seed, compile included; seeds 0, 1)" \
+      in proc.stdout
+  assert "  cold compilation cache: every seed reached: mean " in proc.stdout
+  assert "    seed 0: 0.5 reached after epoch " in proc.stdout
+  assert "    seed 1: 0.5 reached after epoch " in proc.stdout
+
+
+@needs_data
+def test_time_to_accuracy_without_config_trains_the_targets_speedrun_config(tmp_path):
+  """--time-to-accuracy=0.91 alone picks experiments/speedrun_91.py (here cut to one step, so
+  it cannot reach 0.91: the record and table say which seed did not), with warm reruns."""
+  out = tmp_path / "tta.json"
+  proc = run_cli("bench", "--time-to-accuracy=0.91", f"--config.data_dir={DATA_DIR}",
+                 "--config.train_size=64", "--config.batch_size=64", "--config.test_size=256",
+                 "--config.num_epochs=1", "--repeats=1", "--cache=both", f"--out={out}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  result = json.loads(out.read_text())
+  assert result["config"] == "experiments/speedrun_91.py" and result["cache"] == "both"
+  for kind in ("cold", "warm"):
+    summary = result[kind]
+    (run,) = summary["runs"]
+    assert (run["seed"], run["reached_s"], run["epoch"], len(run["history"])) == (0, None, None, 1)
+    assert {k: summary[k] for k in summary if k != "runs"} == {
+        "reached": 0, "every_seed_reached": False, "not_reached_seeds": [0], "mean_s": None,
+        "std_s": None, "max_s": None}
+    assert f"  {kind} compilation cache: 0 of 1 seeds reached; seed(s) 0 did not\n" in proc.stdout
+  # The warm rerun is the same run as the cold one (deterministic), only its time differs.
+  assert (result["cold"]["runs"][0]["history"][0]["test_accuracy"]
+          == result["warm"]["runs"][0]["history"][0]["test_accuracy"])
+
+
+def test_time_to_accuracy_without_a_speedrun_config_or_config_is_refused_in_one_line(tmp_path):
+  proc = run_cli("bench", "--time-to-accuracy=0.5", f"--out={tmp_path}/t.json")
+  line = one_line_error(proc)
+  assert line == ("cnnlab: error: --time_to_accuracy=0.5 has no speedrun config (only 0.91, "
+                  "0.93 and 0.94 have one); pass --config=FILE, e.g. --config=experiments/fast.py")
+  assert not (tmp_path / "t.json").exists()
+
+
+def test_speedrun_table_maps_each_target_to_its_file():
+  from cnnlab.bench import speedrun
+  assert speedrun.CONFIGS == {0.91: "experiments/speedrun_91.py",
+                              0.93: "experiments/speedrun_93.py",
+                              0.94: "experiments/speedrun_94.py"}
+  assert speedrun.config_for(0.910) == "experiments/speedrun_91.py"
+  assert speedrun.config_for(0.92) is None
+
+
+@needs_data
+@pytest.mark.parametrize("target", [0.91, 0.93, 0.94])
+def test_speedrun_config_is_valid_and_trains_a_step(target):
+  """Each speedrun config: its docstring's Run: command, valid fields, one real training step
+  (train_size = one batch) and a test evaluation through the time-to-accuracy run itself."""
+  import importlib
+  from cnnlab import config as config_lib
+  from cnnlab.bench import speedrun, time_to_accuracy
+  module = importlib.import_module(speedrun.CONFIGS[target][:-3].replace("/", "."))
+  assert f"Run:     ./launch.sh bench --time-to-accuracy={target}" in module.__doc__
+  config = module.get_config()
+  config_lib.check(config)
+  config.unlock()
+  config.update(data_dir=DATA_DIR, train_size=config.batch_size, num_epochs=1, test_size=256,
+                eval_batch_size=64)
+  result = time_to_accuracy.run(config, 1.0, log=lambda line: None)
+  (epoch,) = result["history"]
+  assert result["reached_s"] is None and epoch["epoch"] == 1
+  assert 0.0 <= epoch["test_accuracy"] <= 1.0
+
+
+def test_repo_relative_paths_and_the_committed_records_use_them(tmp_path, monkeypatch):
+  from cnnlab.bench import record
+  assert record.repo_relative(os.path.join(REPO, "experiments", "fast.py")) == "experiments/fast.py"
+  monkeypatch.chdir(REPO)
+  assert record.repo_relative("experiments/../experiments/fast.py") == "experiments/fast.py"
+  assert record.repo_relative(str(tmp_path / "mine.py")) == str(tmp_path / "mine.py")
+  results = os.path.join(REPO, "bench", "results")
+  for name in sorted(os.listdir(results)):
+    with open(os.path.join(results, name)) as f:
+      config = json.load(f)["config"]
+    assert not os.path.isabs(config) and os.path.isfile(os.path.join(REPO, config)), name
 
 
 def without_torch(tmp_path, *args):
@@ -69,7 +164,8 @@ def test_throughput_record_holds_every_field_the_issue_names(tmp_path):
   result = json.loads(out.read_text())
   assert result["against"] == "none" and result["machine"]["torch"] is None
   assert not any(k.startswith("torch") or k == "ratio_vs_torch" for k in result["results"][0])
-  assert {"cpu", "cores", "jax", "flax"} <= set(result["machine"])
+  assert {"cpu", "cores", "jax", "jaxlib", "flax"} <= set(result["machine"])
+  assert result["config"] == "experiments/smoke.py" and result["git"]["commit"] == _git_head()
   (rec,) = result["results"]
   assert rec["batch_size"] == 16
   assert rec["train_images_per_s"]["median"] > 0 and rec["eval_images_per_s"] > 0
@@ -110,3 +206,4 @@ def test_seeds_vs_sequential_times_both_ways_and_they_train_the_same_seeds(tmp_p
   assert result["test_accuracy_per_seed_vmapped"] == pytest.approx(
       result["test_accuracy_per_seed_sequential"], abs=2e-3)
   assert result["test_accuracy_per_seed_vmapped"][0] != result["test_accuracy_per_seed_vmapped"][1]
+

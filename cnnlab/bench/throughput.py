@@ -1,13 +1,14 @@
-"""Training/eval throughput of a config's model, interleaved with PyTorch eager in one process.
+"""Training/eval throughput of a config's model, interleaved with PyTorch (eager and
+torch.compile) in one process.
 
 This machine's CPU is shared and noisy, so every number is taken in rounds that alternate
-cnnlab and torch (and the matmul peak) at each batch size; ratios compare the same rounds.
+cnnlab, torch eager, torch.compile (and the matmul peak) at each batch size; ratios compare the
+same rounds.
 Batches are fixed random uint8 images on the device: throughput does not depend on content.
 """
 
 import json
 import os
-import platform
 import resource
 import statistics
 import tempfile
@@ -20,29 +21,10 @@ import numpy as np
 from cnnlab import data
 from cnnlab.compilation import compile_options
 from cnnlab.bench.child import run_python
+from cnnlab.bench.record import machine_info
 from cnnlab.train import state as state_lib
 from cnnlab.train import step as step_lib
 from cnnlab.train.evaluate import evaluate
-
-
-def machine_info():
-  cpu = platform.processor()
-  try:
-    with open("/proc/cpuinfo") as f:
-      cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-  except (OSError, StopIteration):
-    pass
-  info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-          "jax": jax.__version__, "backend": jax.default_backend(),
-          "devices": [str(d) for d in jax.devices()]}
-  import flax
-  info["flax"] = flax.__version__
-  try:
-    import torch
-    info["torch"] = torch.__version__
-  except ImportError:
-    info["torch"] = None
-  return info
 
 
 def matmul_gflops(n=1024, steps=5):
@@ -144,14 +126,18 @@ def compare(config, batch_sizes=(32, 128), against="torch", repeats=5, images_pe
   info = machine_info()
   compiles = {bs: compile_seconds(config, bs) for bs in batch_sizes}
   runners = {bs: _runners(config, bs, against, compiles[bs]) for bs in batch_sizes}
-  samples = {bs: {"jax": [], "torch": [], "ratio": [], "peak": [], "torch_by_threads": {}}
+  samples = {bs: {k: [] for k in ("jax", "torch", "compile", "ratio", "ratio_compile", "peak")}
              for bs in batch_sizes}
+  for bs in batch_sizes:
+    samples[bs].update(torch_by_threads={}, compile_by_threads={})
   for r in range(repeats):
     for bs, (jt, tt, _) in runners.items():
       s = samples[bs]
       _round(jt, tt, s, max(3, images_per_round // bs))
       log(f"round {r + 1}/{repeats} batch {bs}: cnnlab {s['jax'][-1]:.0f} img/s"
-          + (f", torch {s['torch'][-1]:.0f} img/s, ratio {s['ratio'][-1]:.2f}" if tt else ""))
+          + (f", torch eager {s['torch'][-1]:.0f} img/s, ratio {s['ratio'][-1]:.2f}" if tt else "")
+          + (f", torch.compile {s['compile'][-1]:.0f} img/s, ratio {s['ratio_compile'][-1]:.2f}"
+             if s["compile"] else ""))
   records = [_record(rec, samples[bs], jt, tt, max(3, images_per_round // bs))
              for bs, (jt, tt, rec) in runners.items()]
   info["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -159,7 +145,7 @@ def compare(config, batch_sizes=(32, 128), against="torch", repeats=5, images_pe
 
 
 def _runners(config, bs, against, compiles):
-  """(cnnlab trainer, {threads: torch trainer} or None, the batch size's record), warmed up."""
+  """(cnnlab trainer, torch_baseline.TorchSide or None, the batch size's record), warmed up."""
   jt = JaxTrainer(config, bs)
   jt.compile_seconds()  # the first step (compile); timed in fresh processes
   rec = {"batch_size": bs, "compile_s": compiles["cold"], "compile_s_cached": compiles["cached"],
@@ -167,29 +153,31 @@ def _runners(config, bs, against, compiles):
   jt.run(5)
   tt = None
   if against == "torch":
-    # torch at every core (the idiomatic setting) and at 1 thread: on a loaded machine
-    # OpenMP's spinning threads can make the former several times slower; the ratio is
-    # taken against whichever torch was faster in that round.
-    from cnnlab.bench.torch_baseline import TorchTrainer
-    tt = {t: TorchTrainer(bs, threads=t) for t in sorted({os.cpu_count(), 1}, reverse=True)}
-    for trainer in tt.values():
-      trainer.run(5)
+    # torch at every core (the idiomatic setting) and at 1 thread; ratios are taken against
+    # whichever was faster in that round. torch.compile's first step is its compile time,
+    # recorded apart from its throughput (warm-up excluded, as for eager).
+    from cnnlab.bench.torch_baseline import TorchSide
+    tt = TorchSide(bs)
+    rec["torch_compile_s"] = tt.compile_s.get(tt.cores)  # the first: a cold compile
+    rec["torch_compile_s_by_threads"] = {str(t): s for t, s in tt.compile_s.items()}
+    rec["torch_compile_error"] = tt.compile_error
   return jt, tt, rec
 
 
 def _round(jt, tt, s, steps_):
-  """One round at one batch size: the matmul peak, cnnlab, then torch at each thread count."""
+  """One round at one batch size: the matmul peak, cnnlab, torch eager at each thread count,
+  torch.compile."""
   s["peak"].append(matmul_gflops())
   s["jax"].append(jt.run(steps_))
   if tt is None:
     return
-  rates = {}
-  for t, trainer in tt.items():
-    trainer.torch.set_num_threads(t)
-    rates[t] = trainer.run(steps_)
-    s["torch_by_threads"].setdefault(t, []).append(rates[t])
-  s["torch"].append(max(rates.values()))
-  s["ratio"].append(s["jax"][-1] / s["torch"][-1])
+  for kind, rates in zip(("torch", "compile"), tt.round(steps_)):
+    if rates is None:  # torch.compile failed
+      continue
+    for t, rate in rates.items():
+      s[f"{kind}_by_threads"].setdefault(t, []).append(rate)
+    s[kind].append(max(rates.values()))
+    s["ratio" if kind == "torch" else "ratio_compile"].append(s["jax"][-1] / s[kind][-1])
 
 
 def _record(rec, s, jt, tt, steps_):
@@ -206,23 +194,41 @@ def _record(rec, s, jt, tt, steps_):
     rec["torch_train_images_per_s"] = _stats(s["torch"])
     rec["torch_train_images_per_s_by_threads"] = {
         str(t): _stats(v) for t, v in s["torch_by_threads"].items()}
-    first = next(iter(tt))
-    tt[first].torch.set_num_threads(first)
-    rec["torch_eval_images_per_s"] = tt[first].eval_images_per_s(steps_)
+    rec["torch_eval_images_per_s"] = tt.eval_images_per_s(steps_)
     rec["ratio_vs_torch"] = _stats(s["ratio"])
+    if s["compile"]:
+      rec["torch_compile_train_images_per_s"] = _stats(s["compile"])
+      rec["torch_compile_train_images_per_s_by_threads"] = {
+          str(t): _stats(v) for t, v in s["compile_by_threads"].items()}
+      rec["ratio_vs_torch_compile"] = _stats(s["ratio_compile"])
   return rec
 
 
+def _pair(stats, fmt):
+  return f"{stats['min']:{fmt}} / {stats['median']:{fmt}}" if stats else "-"
+
+
 def format_table(result):
-  lines = [f"{'batch':>5} {'cnnlab img/s (min/med)':>24} {'torch img/s (min/med)':>23} "
-           f"{'ratio (min/med)':>16} {'peak frac (med)':>16} {'compile s (cold/cached)':>24}"]
+  """One row per batch size (min / median over rounds), then a line per torch.compile failure."""
+  head = ("batch", "cnnlab img/s", "eager img/s", "compile img/s", "cnnlab/eager",
+          "cnnlab/compile", "peak frac", "cnnlab compile s", "torch.compile s")
+  rows = [head, ("", "min / med", "min / med", "min / med", "min / med", "min / med", "med",
+                 "cold / cached", "first step")]
+  errors = {}
   for rec in result["results"]:
-    j, t, r = (rec.get(k) for k in ("train_images_per_s", "torch_train_images_per_s",
-                                     "ratio_vs_torch"))
-    frac = rec.get("fraction_of_matmul_peak", {}).get("median")
-    lines.append(f"{rec['batch_size']:>5} {j['min']:>11.0f} / {j['median']:<10.0f} "
-                 + (f"{t['min']:>10.0f} / {t['median']:<10.0f} {r['min']:>6.2f} / {r['median']:<7.2f}"
-                    if t else f"{'-':>23} {'-':>16}")
-                 + (f" {frac:>15.2f}" if frac else f" {'-':>15}")
-                 + f" {rec['compile_s']:>13.1f} / {rec['compile_s_cached']:<.1f}")
+    g = rec.get
+    frac = g("fraction_of_matmul_peak", {}).get("median")
+    rows.append((str(rec["batch_size"]), _pair(g("train_images_per_s"), ".0f"),
+                 _pair(g("torch_train_images_per_s"), ".0f"),
+                 _pair(g("torch_compile_train_images_per_s"), ".0f"),
+                 _pair(g("ratio_vs_torch"), ".2f"), _pair(g("ratio_vs_torch_compile"), ".2f"),
+                 f"{frac:.2f}" if frac else "-",
+                 f"{rec['compile_s']:.1f} / {rec['compile_s_cached']:.1f}",
+                 f"{g('torch_compile_s'):.1f}" if g("torch_compile_s") is not None else "-"))
+    if g("torch_compile_error"):
+      errors.setdefault(rec["torch_compile_error"], []).append(str(rec["batch_size"]))
+  widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+  lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
+  lines += [f"torch.compile failed at batch {', '.join(b)} (eager torch measured alone): {e}"
+            for e, b in errors.items()]
   return "\n".join(lines)

@@ -2,18 +2,20 @@
 
   ./launch.sh bench --against=torch                # needs pip install -e '.[bench]'
   ./launch.sh bench --against=none --batch_sizes=128 --repeats=3
-  ./launch.sh bench --time_to_accuracy=0.91        # seconds until test accuracy 0.91
+  ./launch.sh bench --time-to-accuracy=0.91        # experiments/speedrun_91.py, seeds 0, 1, 2
+  ./launch.sh bench --time-to-accuracy=0.91 --cache=both   # adds each seed's warm-cache rerun
   ./launch.sh bench --seeds_vs_sequential=4        # 4 seeds vmapped vs 4 processes
 
-Rounds alternate cnnlab and torch (and a matmul peak) so a noisy, shared CPU loads both alike;
-the JSON keeps every round (min/median/max) plus machine and library versions.
+Rounds alternate cnnlab, PyTorch eager and torch.compile (and a matmul peak) so a noisy,
+shared CPU loads them alike; the JSON keeps every round (min/median/max), the machine, library
+versions, the git commit and the config's path inside the repository.
 
-`--time_to_accuracy=0.91` (or --time-to-accuracy) instead times fresh processes training
---config (default experiments/fast.py) until the test accuracy first reaches 0.91.
+`--time-to-accuracy=T` instead times one fresh process per seed (config.seed + 0..repeats-1),
+each with an empty compilation cache, training until the test accuracy first reaches T. Without
+--config it trains T's speedrun config (cnnlab.bench.speedrun.CONFIGS: 0.91, 0.93, 0.94).
 """
 
 import datetime
-import json
 import os
 import re
 import sys
@@ -22,27 +24,53 @@ from absl import flags
 from ml_collections import config_flags
 
 from cnnlab import files
+from cnnlab.bench import speedrun
 from cnnlab.cli import common
 from cnnlab.cli.common import load_config, require
 from cnnlab.errors import UserError
 
-FAST_CONFIG = os.path.join(common.REPO, "experiments", "fast.py")
-# The default config depends on the mode, so it is picked from the raw command line before
-# absl parses it: absl registers the default config's --config.FIELD flags at definition.
-_TIMING_ACCURACY = any(re.match(r"--time[-_]to[-_]accuracy(=|$)", a) for a in sys.argv)
+
+
+def _raw_target(argv):
+  """(--time-to-accuracy given, its value or None) from the raw command line (last one wins,
+  as in absl). A value that is not a number is left for absl to report."""
+  given, value = False, None
+  for i, arg in enumerate(argv):
+    m = re.match(r"--time[-_]to[-_]accuracy(?:=(.*))?$", arg)
+    if m:
+      text = m.group(1) if m.group(1) is not None else " ".join(argv[i + 1:i + 2])
+      try:
+        given, value = True, float(text)
+      except ValueError:
+        given, value = True, None
+  return given, value
+
+
+# The default config depends on the mode and target, so it is picked from the raw command line
+# before absl parses it: absl registers the default config's --config.FIELD flags at definition.
+# A target without a speedrun config gets fast.py here only so that the flags exist; main()
+# refuses it unless --config is given.
+_TIMING_ACCURACY, _RAW_TARGET = _raw_target(sys.argv)
+_DEFAULT = (speedrun.config_for(_RAW_TARGET) or os.path.join("experiments", "fast.py")
+            if _TIMING_ACCURACY else common.DEFAULT_CONFIG)
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", FAST_CONFIG if _TIMING_ACCURACY else common.DEFAULT_CONFIG,
-    "experiment config file (default experiments/textbook.py, or experiments/fast.py with "
-    "--time_to_accuracy); override fields with --config.FIELD=value", lock_config=True)
+    "config", os.path.join(common.REPO, _DEFAULT),
+    "experiment config file (default experiments/textbook.py; with --time_to_accuracy=T, T's "
+    f"speedrun config: {speedrun.targets_text()} have one); override fields with "
+    "--config.FIELD=value", lock_config=True)
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["32", "128"], "batch sizes to measure")
 _AGAINST = flags.DEFINE_enum("against", "auto", ["auto", "torch", "none"],
                              "baseline to interleave: auto = PyTorch when it is installed "
                              "(else cnnlab alone, with a note), torch (required), none")
 _REPEATS = flags.DEFINE_integer("repeats", None, "interleaved rounds per batch size (default "
-                                 "5), or runs per cache state with --time_to_accuracy (default 3)")
+                                 "5), or seeds with --time_to_accuracy (default 3)")
 _TIME_TO_ACCURACY = flags.DEFINE_float(
     "time_to_accuracy", None, "instead of throughput: seconds from a cold process until the "
-    "test accuracy first reaches this value (median of --repeats, default 3)")
+    "test accuracy first reaches this value, for each of --repeats seeds (default 3)")
+_CACHE = flags.DEFINE_enum("cache", "cold", ["cold", "warm", "both"],
+                           "with --time_to_accuracy: cold = every seed in a fresh process with "
+                           "an empty compilation cache; warm = each seed rerun with the cache "
+                           "its cold run filled (a user's second run); both")
 _SEEDS_VS_SEQUENTIAL = flags.DEFINE_integer(
     "seeds_vs_sequential", None, "instead of throughput: wall time of this many seeds of "
     "--config trained as one vmapped program vs one fresh process per seed")
@@ -63,6 +91,9 @@ def main(argv):
   require(_TIME_TO_ACCURACY.value is None or _SEEDS_VS_SEQUENTIAL.value is None,
               "--time_to_accuracy and --seeds_vs_sequential are separate measurements; "
               "pass one of them")
+  require(_CACHE.value == "cold" or _TIME_TO_ACCURACY.value is not None,
+          f"--cache={_CACHE.value} is for --time_to_accuracy runs; drop it or add "
+          "--time_to_accuracy=0.91")
   if _TIME_TO_ACCURACY.value is not None:
     return _time_to_accuracy(out)
   if _SEEDS_VS_SEQUENTIAL.value is not None:
@@ -71,7 +102,6 @@ def main(argv):
   config = _checked(load_config(_CONFIG))
   from cnnlab.bench import throughput
   result = throughput.compare(config, sizes, against, _REPEATS.value or 5)
-  result["config"] = config_flags.get_config_filename(flags.FLAGS["config"])
   _write(out, result, throughput.format_table(result))
 
 
@@ -92,15 +122,17 @@ def _baseline(against):
 
 
 def _time_to_accuracy(out):
-  from cnnlab.bench import throughput, time_to_accuracy
+  from cnnlab.bench import time_to_accuracy
   target = _TIME_TO_ACCURACY.value
   require(0.0 < target < 1.0, f"--time_to_accuracy={target} must be an accuracy in (0, 1), "
               "e.g. 0.91")
+  require(flags.FLAGS["config"].present or speedrun.config_for(target),
+          f"--time_to_accuracy={target:g} has no speedrun config (only "
+          f"{speedrun.targets_text()} have one); pass --config=FILE, e.g. "
+          "--config=experiments/fast.py")
   config = _checked(load_config(_CONFIG))
-  result = time_to_accuracy.measure(config, target, _REPEATS.value or 3,
+  result = time_to_accuracy.measure(config, target, _REPEATS.value or 3, _CACHE.value,
                                     log=lambda line: print(line, flush=True))
-  result.update(config=config_flags.get_config_filename(flags.FLAGS["config"]),
-                machine=throughput.machine_info())
   _write(out, result, time_to_accuracy.format_table(result))
 
 
@@ -108,10 +140,8 @@ def _seeds_vs_sequential(out):
   n = _SEEDS_VS_SEQUENTIAL.value
   require(n >= 2, f"--seeds_vs_sequential={n} must be at least 2, e.g. 8")
   config = _checked(load_config(_CONFIG))
-  from cnnlab.bench import seeds, throughput
+  from cnnlab.bench import seeds
   result = seeds.seeds_vs_sequential(config, n, log=lambda line: print(line, flush=True))
-  result.update(config=config_flags.get_config_filename(flags.FLAGS["config"]),
-                machine=throughput.machine_info())
   _write(out, result, f"{n} seeds: one vmapped program {result['vmapped_s']:.1f} s, "
          f"{n} sequential runs {result['sequential_s']:.1f} s: {result['speedup']:.2f}x")
 
@@ -124,7 +154,5 @@ def _checked(config):
 
 
 def _write(out, result, table):
-  with open(out, "w") as f:
-    json.dump(result, f, indent=1)
-  print(table)
-  print(f"wrote {out}")
+  from cnnlab.bench import record
+  record.write(out, result, config_flags.get_config_filename(flags.FLAGS["config"]), table)

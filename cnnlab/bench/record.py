@@ -1,0 +1,69 @@
+"""What every bench record holds besides its numbers: where it ran, on what code, with what config.
+
+Records are committed (bench/results/) and compared across machines and months, so they carry
+the machine, the library versions and the git commit, and name the config by its path inside
+the repository: an absolute path only says where one checkout happened to live.
+"""
+
+import json
+import os
+import platform
+import subprocess
+
+from cnnlab.bench.child import REPO
+
+
+def machine_info():
+  """CPU model, cores, Python/JAX/jaxlib/Flax/torch versions, backend and devices."""
+  import flax
+  import jax
+  import jaxlib
+  cpu = platform.processor()
+  try:
+    with open("/proc/cpuinfo") as f:
+      cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+  except (OSError, StopIteration):
+    pass
+  info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+          "jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__,
+          "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()]}
+  try:
+    import torch
+    info["torch"] = torch.__version__
+  except ImportError:
+    info["torch"] = None
+  return info
+
+
+def git_state():
+  """{"commit": HEAD, "dirty": tracked files changed} of the repository, or None outside git.
+
+  "dirty" matters: a bench is often run on uncommitted work, and then the commit alone does
+  not say what was measured.
+  """
+  def git(*args):
+    return subprocess.run(["git", "-C", REPO, *args], capture_output=True, text=True,
+                          check=True, timeout=30).stdout.strip()
+  try:
+    return {"commit": git("rev-parse", "HEAD"),
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+  except (OSError, subprocess.SubprocessError):
+    return None
+
+
+def repo_relative(path):
+  """`path` relative to the repository root when it lies inside it, else absolute."""
+  path = os.path.abspath(path)
+  rel = os.path.relpath(path, REPO)
+  return path if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
+
+
+def write(out, result, config_path, table):
+  """Complete `result` (config path, machine, git) and write it to `out`; print the table."""
+  result["config"] = repo_relative(config_path)
+  result.setdefault("machine", machine_info())
+  result["git"] = git_state()
+  with open(out, "w") as f:
+    json.dump(result, f, indent=1)
+  print(table)
+  print(f"wrote {out}")
