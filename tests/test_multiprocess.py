@@ -177,7 +177,7 @@ def test_multiprocess_killing_process_zero_stops_the_other_in_one_line(two_proce
                    "(process 0, which runs the coordinator, is gone); process 1 exits too. "
                    "Resume: run the same command on every process again"], err
   assert rc == 75
-  assert seconds < 10  # measured 0.3-0.5 s: JAX notices at once; the rest is load
+  assert seconds < 10  # measured 0.3 s: JAX notices at once; the rest is margin for load
   assert "16" in os.listdir(os.path.join(workdir, "checkpoints"))  # what was saved is kept
   outs = finish(start(workdir))  # the same command again resumes, and ends as if never killed
   assert [rc for rc, _, _ in outs] == [0, 0], outs
