@@ -19,12 +19,13 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from cnnlab.errors import UserError
+from cnnlab.supervisor import PEER_LOST_EXIT, peer_lost_line, report_process
 
 # How long a process may go unheard before the others stop (CNNLAB_PEER_TIMEOUT_S), and how
 # often each process says it is alive. JAX's own heartbeat timeout is set well above it: its
-# reaction to a dead peer is a fatal C++ log (SIGABRT, pages of stack traces).
+# reaction to a dead peer is a fatal C++ log (SIGABRT, pages of stack traces). A dead process 0
+# (the coordinator) brings that abort within a second: cnnlab.supervisor turns it into the line.
 PEER_TIMEOUT_S, PEER_PING_S = 30, 1.0
-PEER_LOST_EXIT = 75  # EX_TEMPFAIL: nothing is wrong with the command; run it again to resume
 _PEER_ERRORS = ("Gloo", "Connection reset", "Connection closed", "heartbeat", "Barrier")
 _ALIVE, _DONE = "cnnlab/alive/", "cnnlab/done/"
 
@@ -46,6 +47,7 @@ def initialize_distributed(environ=os.environ):
     raise UserError(f"--distributed could not start ({' '.join(str(err).split())[:200]}); "
                     "run under srun or on a Cloud TPU pod, or set JAX_COORDINATOR_ADDRESS="
                     "host:port, JAX_NUM_PROCESSES and JAX_PROCESS_ID") from None
+  report_process(jax.process_index())
   return timeout
 
 
@@ -67,10 +69,7 @@ _lost = threading.Lock()
 def _peer_lost(cause):
   """One line on stderr and exit at once (other threads may be blocked on the dead peer)."""
   _lost.acquire()  # one line, even if the watchdog and a failed collective both notice
-  cause = " ".join(str(cause).split())[:160]
-  print(f"cnnlab: error: --distributed: another process of this run stopped ({cause}); "
-        f"process {jax.process_index()} exits too. Resume: run the same command on every "
-        "process again", file=sys.stderr, flush=True)
+  print(peer_lost_line(cause, jax.process_index()), file=sys.stderr, flush=True)
   os._exit(PEER_LOST_EXIT)  # no Python shutdown: it would wait for the dead peer
 
 

@@ -11,7 +11,7 @@ from conftest import REPO
 CNNLAB = os.path.join(REPO, "cnnlab")
 # Each module's layer: a module may import only from its own layer or below (lazily too).
 LAYERS = [
-    ["errors", "fields", "files"],
+    ["errors", "fields", "files", "supervisor"],
     ["data", "augment", "ops", "pooling", "parallel", "rundir", "checkpoint", "compilation"],
     ["shapes"],
     ["models"],

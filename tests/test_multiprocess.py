@@ -159,6 +159,31 @@ def test_multiprocess_killing_one_process_stops_the_other_in_one_line(tmp_path):
   assert "16" in os.listdir(os.path.join(workdir, "checkpoints"))  # what was saved is kept
 
 
+@needs_data
+@pytest.mark.slow
+def test_multiprocess_killing_process_zero_stops_the_other_in_one_line(two_processes, tmp_path):
+  # Process 0 runs JAX's coordinator: without it JAX aborts the others (SIGABRT, pages of C++
+  # logs) within a second; cnnlab.supervisor turns that into the one line.
+  reference, _ = two_processes
+  workdir = str(tmp_path / "zero_killed")
+  procs = start(workdir)
+  _wait_for(os.path.join(workdir, "checkpoints", "16"), procs)
+  procs[0].send_signal(signal.SIGKILL)
+  t0 = time.time()
+  _, (rc, _, err) = finish(procs, timeout=120)
+  seconds = time.time() - t0
+  lines = [l for l in err.splitlines() if not l.startswith("[Gloo]")]
+  assert lines == ["cnnlab: error: --distributed: another process of this run stopped "
+                   "(process 0, which runs the coordinator, is gone); process 1 exits too. "
+                   "Resume: run the same command on every process again"], err
+  assert rc == 75
+  assert seconds < 10  # measured 0.3 s: JAX notices at once; the rest is margin for load
+  assert "16" in os.listdir(os.path.join(workdir, "checkpoints"))  # what was saved is kept
+  outs = finish(start(workdir))  # the same command again resumes, and ends as if never killed
+  assert [rc for rc, _, _ in outs] == [0, 0], outs
+  assert "resuming" in outs[0][1] and results(workdir) == results(reference)
+
+
 @pytest.mark.parametrize("var, value", [("JAX_PROCESS_ID", "x"), ("JAX_NUM_PROCESSES", "-2"),
                                         ("CNNLAB_PEER_TIMEOUT_S", "soon")])
 def test_distributed_environment_errors_name_the_variable(var, value):

@@ -12,7 +12,7 @@ import os
 from absl import flags
 from ml_collections import config_flags
 
-from cnnlab import rundir
+from cnnlab import rundir, supervisor
 from cnnlab.cli import common
 from cnnlab.errors import UserError
 
@@ -79,6 +79,8 @@ def main(argv):
   workdir = _WORKDIR.value or default_workdir(config_path)
   if not flags.FLAGS["config"].present and _RESUME.value:
     config = saved_config(workdir, overrides) or config
+  if _DISTRIBUTED.value:  # before JAX is imported: see cnnlab/supervisor.py
+    supervisor.supervise()  # returns in the child process only
   set_deterministic(config)  # before setup_jax: the first JAX import/backend
   common.setup_jax()
   from cnnlab import parallel
