@@ -110,6 +110,11 @@ def _help_requested(argv):
   return any(word in HELP_FLAGS for word in words)
 
 
+def _multi_process():
+  jax = sys.modules.get("jax")  # never imported here: only a command that started JAX asks
+  return jax is not None and jax.process_count() > 1
+
+
 def run(main, argv=None):
   """`app.run(main)`, with UserError and flag errors reported as one line and exit 2."""
   argv = sys.argv if argv is None else argv
@@ -131,7 +136,9 @@ def run(main, argv=None):
     except UserError as err:
       fail(err)
     except KeyboardInterrupt:
-      print(f"{PROG}: interrupted", file=sys.stderr)
+      print(f"{PROG}: interrupted", file=sys.stderr, flush=True)
+      if _multi_process():  # Python's exit would wait in jax.distributed's shutdown barrier
+        os._exit(130)       # for peers that were interrupted too: minutes, then an abort
       sys.exit(130)
 
   app.run(checked_main, argv=argv,
