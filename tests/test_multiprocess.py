@@ -51,7 +51,12 @@ def start(workdir, *flags, processes=2, devices=2):
 
 def finish(procs, timeout=300):
   """[(returncode, stdout, stderr)] of each process, in process order."""
-  out = [p.communicate(timeout=timeout) for p in procs]
+  try:
+    out = [p.communicate(timeout=timeout) for p in procs]
+  except subprocess.TimeoutExpired:  # a hung process must not outlive its test (and eat a core)
+    for p in procs:
+      p.kill()
+    raise
   return [(p.returncode, o, e) for p, (o, e) in zip(procs, out)]
 
 
