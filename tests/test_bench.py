@@ -114,8 +114,8 @@ def test_speedrun_config_trains_a_step(target):
   from cnnlab.bench import speedrun, time_to_accuracy
   config = importlib.import_module(speedrun.CONFIGS[target][:-3].replace("/", ".")).get_config()
   config.unlock()
-  config.update(data_dir=DATA_DIR, train_size=config.batch_size, num_epochs=1, test_size=256,
-                eval_batch_size=64)
+  config.update(data_dir=DATA_DIR, batch_size=16, train_size=16, num_epochs=1, test_size=256,
+                eval_batch_size=64)  # batch 16: 2 image groups, not 8 (compile time)
   result = time_to_accuracy.run(config, 1.0, log=lambda line: None)
   (epoch,) = result["history"]
   assert result["reached_s"] is None and epoch["epoch"] == 1

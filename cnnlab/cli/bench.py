@@ -30,7 +30,6 @@ from cnnlab.cli.common import load_config, require
 from cnnlab.errors import UserError
 
 
-
 def _raw_target(argv):
   """(--time-to-accuracy given, its value or None) from the raw command line (last one wins,
   as in absl). A value that is not a number is left for absl to report."""
