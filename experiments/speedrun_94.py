@@ -1,16 +1,27 @@
-"""Speedrun to 0.94 test accuracy on a 2-core CPU: the strongest recipe here (best.py's).
+"""Speedrun to 0.94 test accuracy on a 2-core CPU: speedrun_93's recipe, 1.5x wider, 20 epochs.
 
 Run:     ./launch.sh bench --time-to-accuracy=0.94   (picks this file; seeds 0, 1, 2, each a
-         fresh process with an empty compilation cache; test set checked after every epoch)
-Expect:  NOT reached. best.py's recipe (vgg_small width 16, SGD + Nesterov, cosine, flips,
-         shifts, flip TTA) reached test 0.9291 (val 0.9341) after 18 epochs in 26 min on this
-         machine under load, ~0.933 in ~15 min on a quiet one: about 700 img/s, 86 s per
-         epoch of 60k. The published ~0.94 CNNs train 10-20 epochs of ~1M-parameter models,
-         several times this model's cost per image: 30-60 min here.
+         fresh process with an empty compilation cache; test set checked after every epoch;
+         a seed's run stops at the first epoch ending past the 15-minute limit)
+Expect:  MEASURED_94
+Recipe:  experiments/speedrun_93.py (speedrun_cnn, one-cycle Adam peak 1e-2, b1 0.8, b2 0.99,
+         label smoothing 0.1, batch 64, flips, 1-pixel shifts, flip test-time augmentation)
+         at widths (24, 48), the one-cycle over 20 epochs: ~37 s per epoch of 60,000 images
+         here, ~13 minutes in all.
+Chosen:  from the validation runs listed in speedrun_93.py, not by a run of its own (a
+         15-minute run per choice): widths (24, 48) learned more per epoch than (16, 32) (0.931
+         after 5 epochs with 2-pixel shifts against 0.929 after 6), and 1-pixel shifts beat 2
+         in 5-6 epoch runs (0.934 against 0.929). The strongest earlier recipe, best.py
+         (vgg_small, SGD), reached 0.9291 on test in 26 minutes (seed 0, 2026-11-23).
 """
 
-from experiments import best
+from experiments import speedrun_93
+
+NUM_EPOCHS = 20
 
 
 def get_config():
-  return best.get_config()
+  c = speedrun_93.get_config()
+  c.model.widths = (24, 48)
+  c.num_epochs = NUM_EPOCHS
+  return c

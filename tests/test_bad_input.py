@@ -117,6 +117,7 @@ def cases(g):
       "bench: unknown baseline": (["bench", "--against=tensorflow"], ["against"], None),
       "bench: target above 1": (["bench", "--time-to-accuracy=1.5"], ["time_to_accuracy"], None),
       "bench: target 0": (["bench", "--time_to_accuracy=0"], ["time_to_accuracy"], None),
+      "bench: negative time limit": (["bench", "--time_to_accuracy=0.91", "--time_limit=-5"], ["time_limit"], None),
       "bench: one seed": (["bench", "--seeds_vs_sequential=1"], ["seeds_vs_sequential"], None),
       "bench: two modes": (["bench", "--time_to_accuracy=0.9", "--seeds_vs_sequential=2"], ["one of them"], None),
       "bench: unknown model (timing)": (["bench", "--time_to_accuracy=0.91", "--config.model.name=resnet"], ["unknown model"], None),

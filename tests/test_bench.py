@@ -30,6 +30,7 @@ def test_time_to_accuracy_runs_every_seed_in_a_cold_process_and_says_each_reache
   assert proc.returncode == 0, proc.stderr[-2000:]
   result = json.loads(out.read_text())
   assert (result["target"], result["seeds"], result["cache"]) == (0.5, [0, 1], "cold")
+  assert result["limit_s"] is None  # 0.5 is no speedrun target: no time limit
   assert "warm" not in result  # --cache=cold (the default) runs no warm-cache reruns
   # The config as a path inside the repository, and what the record was made with.
   assert result["config"] == "experiments/smoke.py"
@@ -48,6 +49,7 @@ def test_time_to_accuracy_runs_every_seed_in_a_cold_process_and_says_each_reache
     assert run["history"][-1]["s"] == run["reached_s"]
   times = [r["reached_s"] for r in cold["runs"]]
   assert (cold["reached"], cold["every_seed_reached"], cold["not_reached_seeds"]) == (2, True, [])
+  assert cold["reached_within_limit"] == 2
   assert (cold["mean_s"], cold["std_s"], cold["max_s"]) == (
       statistics.mean(times), statistics.stdev(times), max(times))
   assert "time to test accuracy 0.5 (one fresh process per seed, compile included; seeds 0, 1)" \
@@ -59,8 +61,9 @@ def test_time_to_accuracy_runs_every_seed_in_a_cold_process_and_says_each_reache
 
 @needs_data
 def test_time_to_accuracy_without_config_trains_the_targets_speedrun_config(tmp_path):
-  """--time-to-accuracy=0.91 alone picks experiments/speedrun_91.py (here cut to one step, so
-  it cannot reach 0.91: the record and table say which seed did not), with warm reruns."""
+  """--time-to-accuracy=0.91 alone picks experiments/speedrun_91.py and its 20 s limit (here
+  cut to one step, so it cannot reach 0.91: the record and table say which seed did not), with
+  warm reruns."""
   out = tmp_path / "tta.json"
   proc = run_cli("bench", "--time-to-accuracy=0.91", f"--config.data_dir={DATA_DIR}",
                  "--config.train_size=64", "--config.batch_size=64", "--config.test_size=256",
@@ -68,14 +71,16 @@ def test_time_to_accuracy_without_config_trains_the_targets_speedrun_config(tmp_
   assert proc.returncode == 0, proc.stderr[-2000:]
   result = json.loads(out.read_text())
   assert result["config"] == "experiments/speedrun_91.py" and result["cache"] == "both"
+  assert result["limit_s"] == 20.0
   for kind in ("cold", "warm"):
     summary = result[kind]
     (run,) = summary["runs"]
     assert (run["seed"], run["reached_s"], run["epoch"], len(run["history"])) == (0, None, None, 1)
     assert {k: summary[k] for k in summary if k != "runs"} == {
-        "reached": 0, "every_seed_reached": False, "not_reached_seeds": [0], "mean_s": None,
-        "std_s": None, "max_s": None}
-    assert f"  {kind} compilation cache: 0 of 1 seeds reached; seed(s) 0 did not\n" in proc.stdout
+        "reached": 0, "reached_within_limit": 0, "every_seed_reached": False,
+        "not_reached_seeds": [0], "mean_s": None, "std_s": None, "max_s": None}
+    assert (f"  {kind} compilation cache: 0 of 1 seeds reached; seed(s) 0 did not; 0 of 1 "
+            "within the 20 s limit\n") in proc.stdout
   # The warm rerun is the same run as the cold one (deterministic), only its time differs.
   assert (result["cold"]["runs"][0]["history"][0]["test_accuracy"]
           == result["warm"]["runs"][0]["history"][0]["test_accuracy"])
@@ -99,6 +104,8 @@ def test_speedrun_table_maps_each_target_to_its_file():
                               0.94: "experiments/speedrun_94.py"}
   assert speedrun.config_for(0.910) == "experiments/speedrun_91.py"
   assert speedrun.config_for(0.92) is None
+  assert speedrun.LIMITS_S == {0.91: 20.0, 0.93: 180.0, 0.94: 900.0}  # issue #19's limits
+  assert speedrun.limit_for(0.93) == 180.0 and speedrun.limit_for(0.92) is None
   for target, path in speedrun.CONFIGS.items():
     module = importlib.import_module(path[:-3].replace("/", "."))
     assert f"Run:     ./launch.sh bench --time-to-accuracy={target}" in module.__doc__
@@ -109,14 +116,14 @@ def test_speedrun_table_maps_each_target_to_its_file():
 @pytest.mark.parametrize("target", [0.93, 0.94])  # 0.91's trains in the test above
 def test_speedrun_config_trains_a_step(target):
   """One real training step (train_size = one batch) and a test evaluation through the
-  time-to-accuracy run itself."""
+  time-to-accuracy run itself; a time limit of 0 s stops it after that first epoch of two."""
   import importlib
   from cnnlab.bench import speedrun, time_to_accuracy
   config = importlib.import_module(speedrun.CONFIGS[target][:-3].replace("/", ".")).get_config()
   config.unlock()
-  config.update(data_dir=DATA_DIR, batch_size=16, train_size=16, num_epochs=1, test_size=256,
+  config.update(data_dir=DATA_DIR, batch_size=16, train_size=16, num_epochs=2, test_size=256,
                 eval_batch_size=64)  # batch 16: 2 image groups, not 8 (compile time)
-  result = time_to_accuracy.run(config, 1.0, log=lambda line: None)
+  result = time_to_accuracy.run(config, 1.0, log=lambda line: None, limit_s=0.0)
   (epoch,) = result["history"]
   assert result["reached_s"] is None and epoch["epoch"] == 1
   assert 0.0 <= epoch["test_accuracy"] <= 1.0

@@ -182,7 +182,7 @@ def test_image_groups_equal_unrolled_groups_and_the_plain_path():
 @pytest.mark.slow
 def test_speedrun_cnn_in_image_groups_equals_the_plain_model(n=20, shape=(28, 28, 1)):
   # 20 course images: groups of 8, 8 and 4 (image_groups itself is tested on random shapes above)
-  """speedrun_cnn's conv+pool in image groups (BatchNorm on the whole batch between them) =
+  """speedrun_cnn's conv trunk in image groups (its BatchNorms on the whole batch after them) =
   the same model with conv_groups=1, in training mode: loss, gradients and the BatchNorm
   statistics, to float32 rounding (1e-5: the groups change only the order of sums)."""
   from cnnlab.models import create_model

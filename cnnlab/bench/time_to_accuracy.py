@@ -32,12 +32,13 @@ from cnnlab.train import state as state_lib  # noqa: E402
 from cnnlab.train import step as step_lib  # noqa: E402
 
 
-def run(config, target, log=print, t0=None):
+def run(config, target, log=print, t0=None, limit_s=None):
   """Train `config`; return {"reached_s", "epoch", "history"} (reached_s None if never).
 
   The one training loop (train.loop.run_epochs) with the test set as its evaluation and a
-  hook that stops at the first epoch reaching `target`. Seconds are counted from `t0`
-  (default: this process's start, or its parent's spawn).
+  hook that stops at the first epoch reaching `target`, or at the first that ends past
+  `limit_s` seconds (a speedrun whose clock ran out: later epochs could not count).
+  Seconds are counted from `t0` (default: this process's start, or its parent's spawn).
   """
   t0 = _T0 if t0 is None else t0
   config_lib.check(config)
@@ -56,7 +57,8 @@ def run(config, target, log=print, t0=None):
                     "s": time.time() - t0})
     log(f"epoch {record['epoch']}: test accuracy {record['val_accuracy']:.4f} at "
         f"{history[-1]['s']:.1f} s")
-    return record["val_accuracy"] >= target
+    return record["val_accuracy"] >= target or (limit_s is not None
+                                                 and history[-1]["s"] > limit_s)
 
   epochs.run_epochs(job, state, sums, reached)
   if history and history[-1]["test_accuracy"] >= target:
@@ -64,17 +66,20 @@ def run(config, target, log=print, t0=None):
   return {"reached_s": None, "epoch": None, "history": history}
 
 
-def _child(cache_dir, config, target):
+def _child(cache_dir, config, target, limit_s):
   """One run in a fresh process: `python -m cnnlab.bench.time_to_accuracy` with our clock and
   `cache_dir` as its persistent compilation cache."""
   env = dict(os.environ, CNNLAB_JAX_CACHE=cache_dir, CNNLAB_T0=repr(time.time()))
-  out = run_python(["-m", "cnnlab.bench.time_to_accuracy", config.to_json(), repr(target)], env)
+  out = run_python(["-m", "cnnlab.bench.time_to_accuracy", config.to_json(), repr(target),
+                    repr(limit_s)], env)
   return json.loads(out.strip().splitlines()[-1])
 
 
-def measure(config, target, repeats=3, cache="cold", log=print):
+def measure(config, target, repeats=3, cache="cold", log=print, limit_s=None):
   """Seeds config.seed + 0..repeats-1, one fresh process each; the JSON record.
 
+  `limit_s` (None: no limit) ends each run at the first epoch that ends past it; the
+  summaries count the seeds that reached the target within it.
   cache="cold": every run starts with an empty persistent compilation cache (issue #19's
   "cold process"); "warm": each seed is rerun with the cache its cold run filled, a user's
   second run (the filling run is not reported); "both" reports both, interleaved by seed.
@@ -87,13 +92,13 @@ def measure(config, target, repeats=3, cache="cold", log=print):
     one.seed = seed
     with tempfile.TemporaryDirectory() as cache_dir:  # empty: this seed's cold run fills it
       for kind in ("cold", "warm") if "warm" in kinds else ("cold",):
-        result = dict(seed=seed, **_child(cache_dir, one, target))
+        result = dict(seed=seed, **_child(cache_dir, one, target, limit_s))
         log(f"{kind} cache, seed {seed}" + ("" if kind in kinds else " (fills the cache)")
             + ": " + _outcome(target, result))
         if kind in kinds:
           runs_[kind].append(result)
-  return {"target": target, "seeds": seeds, "cache": cache,
-          **{kind: summarize(results) for kind, results in runs_.items()}}
+  return {"target": target, "limit_s": limit_s, "seeds": seeds, "cache": cache,
+          **{kind: summarize(results, limit_s) for kind, results in runs_.items()}}
 
 
 def _outcome(target, result):
@@ -103,13 +108,12 @@ def _outcome(target, result):
           f"{max(h['test_accuracy'] for h in result['history']):.4f})")
 
 
-def summarize(runs_):
-  """Runs of one cache state: how many seeds reached, mean +- std and max of their seconds.
-
-  std is the sample standard deviation (None for fewer than two runs that reached).
-  """
+def summarize(runs_, limit_s=None):
+  """Runs of one cache state: how many seeds reached (and within `limit_s`), mean +- std and
+  max of their seconds. std is the sample standard deviation (None for fewer than two)."""
   times = [r["reached_s"] for r in runs_ if r["reached_s"] is not None]
-  return {"runs": runs_, "reached": len(times),
+  within = len([t for t in times if limit_s is None or t <= limit_s])
+  return {"runs": runs_, "reached": len(times), "reached_within_limit": within,
           "every_seed_reached": len(times) == len(runs_),
           "not_reached_seeds": [r["seed"] for r in runs_ if r["reached_s"] is None],
           "mean_s": statistics.mean(times) if times else None,
@@ -119,8 +123,9 @@ def summarize(runs_):
 
 def format_table(result):
   seeds = ", ".join(str(s) for s in result["seeds"])
+  limit = result.get("limit_s")
   lines = [f"time to test accuracy {result['target']} (one fresh process per seed, compile "
-           f"included; seeds {seeds}):"]
+           f"included; seeds {seeds}" + (f"; limit {limit:g} s" if limit else "") + "):"]
   for kind in ("cold", "warm"):
     if kind not in result:
       continue
@@ -130,7 +135,9 @@ def format_table(result):
         "every seed reached" if r["every_seed_reached"] else
         f"{r['reached']} of {len(r['runs'])} seeds reached; seed(s) "
         f"{', '.join(map(str, r['not_reached_seeds']))} did not")
-        + (f": mean {r['mean_s']:.1f}{spread} s, max {r['max_s']:.1f} s" if r["reached"] else ""))
+        + (f": mean {r['mean_s']:.1f}{spread} s, max {r['max_s']:.1f} s" if r["reached"] else "")
+        + (f"; {r['reached_within_limit']} of {len(r['runs'])} within the {limit:g} s limit"
+           if limit else ""))
     for run_ in r["runs"]:
       curve = ", ".join(f"{h['test_accuracy']:.4f} at {h['s']:.1f} s" for h in run_["history"])
       lines.append(f"    seed {run_['seed']}: {_outcome(result['target'], run_)}; test "
@@ -142,5 +149,7 @@ if __name__ == "__main__":
   from cnnlab.compilation import use_persistent_cache
   use_persistent_cache()
   _config = ml_collections.ConfigDict(json.loads(sys.argv[1]))
-  _result = run(_config, float(sys.argv[2]), log=lambda line: print(line, file=sys.stderr))
+  _limit = None if sys.argv[3] == "None" else float(sys.argv[3])
+  _result = run(_config, float(sys.argv[2]), log=lambda line: print(line, file=sys.stderr),
+                limit_s=_limit)
   print(json.dumps(_result))

@@ -12,7 +12,8 @@ versions, the git commit and the config's path inside the repository.
 
 `--time-to-accuracy=T` instead times one fresh process per seed (config.seed + 0..repeats-1),
 each with an empty compilation cache, training until the test accuracy first reaches T. Without
---config it trains T's speedrun config (cnnlab.bench.speedrun.CONFIGS: 0.91, 0.93, 0.94).
+--config it trains T's speedrun config (cnnlab.bench.speedrun.CONFIGS: 0.91, 0.93, 0.94), and
+a seed's run stops at the first epoch ending past T's limit (20 s, 3 and 15 minutes; --time_limit).
 """
 
 import datetime
@@ -70,6 +71,10 @@ _CACHE = flags.DEFINE_enum("cache", "cold", ["cold", "warm", "both"],
                            "with --time_to_accuracy: cold = every seed in a fresh process with "
                            "an empty compilation cache; warm = each seed rerun with the cache "
                            "its cold run filled (a user's second run); both")
+_TIME_LIMIT = flags.DEFINE_float(
+    "time_limit", None, "with --time_to_accuracy: seconds a seed has to reach the target; its "
+    "run stops at the first epoch that ends past them (default: the target's speedrun limit, "
+    f"{speedrun.limits_text()}; 0 = none)")
 _SEEDS_VS_SEQUENTIAL = flags.DEFINE_integer(
     "seeds_vs_sequential", None, "instead of throughput: wall time of this many seeds of "
     "--config trained as one vmapped program vs one fresh process per seed")
@@ -90,6 +95,8 @@ def main(argv):
   require(_TIME_TO_ACCURACY.value is None or _SEEDS_VS_SEQUENTIAL.value is None,
               "--time_to_accuracy and --seeds_vs_sequential are separate measurements; "
               "pass one of them")
+  require(_TIME_LIMIT.value is None or _TIME_TO_ACCURACY.value is not None,
+          "--time_limit is for --time_to_accuracy runs; drop it or add --time_to_accuracy=0.91")
   require(_CACHE.value == "cold" or _TIME_TO_ACCURACY.value is not None,
           f"--cache={_CACHE.value} is for --time_to_accuracy runs; drop it or add "
           "--time_to_accuracy=0.91")
@@ -129,9 +136,13 @@ def _time_to_accuracy(out):
           f"--time_to_accuracy={target:g} has no speedrun config (only "
           f"{speedrun.targets_text()} have one); pass --config=FILE, e.g. "
           "--config=experiments/fast.py")
+  limit = speedrun.limit_for(target) if _TIME_LIMIT.value is None else _TIME_LIMIT.value
+  require(limit is None or limit >= 0, f"--time_limit={limit:g} must be seconds >= 0 "
+          "(0 = no limit)")
   config = _checked(load_config(_CONFIG))
   result = time_to_accuracy.measure(config, target, _REPEATS.value or 3, _CACHE.value,
-                                    log=lambda line: print(line, flush=True))
+                                    log=lambda line: print(line, flush=True),
+                                    limit_s=limit or None)
   _write(out, result, time_to_accuracy.format_table(result))
 
 
