@@ -137,8 +137,8 @@ def _time_to_accuracy(out):
           f"{speedrun.targets_text()} have one); pass --config=FILE, e.g. "
           "--config=experiments/fast.py")
   limit = speedrun.limit_for(target) if _TIME_LIMIT.value is None else _TIME_LIMIT.value
-  require(limit is None or limit >= 0, f"--time_limit={limit:g} must be seconds >= 0 "
-          "(0 = no limit)")
+  require(limit is None or limit >= 0, f"--time_limit={_TIME_LIMIT.value} must be seconds "
+          ">= 0 (0 = no limit)")
   config = _checked(load_config(_CONFIG))
   result = time_to_accuracy.measure(config, target, _REPEATS.value or 3, _CACHE.value,
                                     log=lambda line: print(line, flush=True),
