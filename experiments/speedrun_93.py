@@ -16,7 +16,8 @@ Chosen:  on the validation split (48,000 images, seed 0; validation accuracy by 
          shifts of 1 pixel, 5 epochs: 0.868, 0.844, 0.882, 0.930, 0.934 (118 s in all);
          6 epochs: ... 0.933, 0.934 (157 s); 2-pixel shifts, 6 epochs: ... 0.925, 0.929;
          widths (24, 48), 2-pixel shifts, 5 epochs: 0.931 (170 s: too slow for 3 minutes on
-         60,000 images). The earlier speedrun_cnn (conv-pool-BN-ReLU at widths 32/64, dense
+         60,000 images); a third conv (widths 16/32/64), 4 epochs: 0.928 (118 s; ~20% more per
+         epoch, so 5 do not fit). The earlier speedrun_cnn (conv-pool-BN-ReLU at widths 32/64, dense
          256) reached 0.925 after 6 epochs in 385 s, and on test 0.9241 after 10 epochs
          (490 s, bench/results/speedrun-0.93-seed0-2026-12-01-2core.json).
 """
