@@ -1,4 +1,4 @@
-"""Speedrun to 0.93 test accuracy on a 2-core CPU: speedrun_91's network, flips and shifts, 5 epochs.
+"""Speedrun to 0.93 test accuracy on a 2-core CPU: speedrun_91's network, flips, shifts, 5 epochs.
 
 Run:     ./launch.sh bench --time-to-accuracy=0.93   (picks this file; seeds 0, 1, 2, each a
          fresh process with an empty compilation cache; test set checked after every epoch;
@@ -17,8 +17,8 @@ Chosen:  on the validation split (48,000 images, seed 0; validation accuracy by 
          6 epochs: ... 0.933, 0.934 (157 s); 2-pixel shifts, 6 epochs: ... 0.925, 0.929;
          widths (24, 48), 2-pixel shifts, 5 epochs: 0.931 (170 s: too slow for 3 minutes on
          60,000 images); a third conv (widths 16/32/64), 4 epochs: 0.928 (118 s; ~20% more per
-         epoch, so 5 do not fit). The earlier speedrun_cnn (conv-pool-BN-ReLU at widths 32/64, dense
-         256) reached 0.925 after 6 epochs in 385 s, and on test 0.9241 after 10 epochs
+         epoch, so 5 do not fit). The earlier speedrun_cnn (conv-pool-BN-ReLU at widths 32/64,
+         dense 256) reached 0.925 after 6 epochs in 385 s, and on test 0.9241 after 10 epochs
          (490 s, bench/results/speedrun-0.93-seed0-2026-12-01-2core.json).
 """
 

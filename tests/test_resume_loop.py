@@ -147,7 +147,7 @@ def test_extending_a_run_with_a_schedule_says_the_schedule_changes(finished, mon
   saved = run.read_saved_config()
   saved["optimizer"]["schedule"] = "cosine"
   files.write_json(run.config_path, saved)
-  monkeypatch.setattr(loop, "_train", lambda config, run, resume, log: "trained on")
+  monkeypatch.setattr(loop, "_train", lambda config, run, resume, log, stop: "trained on")
   logged, config = [], smoke_config(num_epochs=4)
   config.optimizer.schedule = "cosine"
   assert loop.train_and_evaluate(config, finished, log=logged.append,

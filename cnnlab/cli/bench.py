@@ -13,7 +13,7 @@ versions, the git commit and the config's path inside the repository.
 `--time-to-accuracy=T` instead times one fresh process per seed (config.seed + 0..repeats-1),
 each with an empty compilation cache, training until the test accuracy first reaches T. Without
 --config it trains T's speedrun config (cnnlab.bench.speedrun.CONFIGS: 0.91, 0.93, 0.94), and
-a seed's run stops at the first epoch ending past T's limit (20 s, 3 and 15 minutes; --time_limit).
+a seed's run stops at the first epoch ending past T's limit (speedrun.LIMITS_S; --time_limit).
 """
 
 import datetime

@@ -45,6 +45,7 @@ def train_and_evaluate(config, workdir, resume=True, log=log_line, explicit=()):
   config_lib.check(config)
   run = rundir.Run(workdir, primary=parallel.is_primary())  # multi-process: process 0 writes
   log = log if run.primary else (lambda *args: None)
+  stop = StopFlag()  # before the directory and its lock exist: from here Ctrl-C is a flag
   try:
     with run.created(), run.lock():
       changes = {}
@@ -54,12 +55,14 @@ def train_and_evaluate(config, workdir, resume=True, log=log_line, explicit=()):
         return run.read_results()
       if changes:
         _record_changes(config, run, changes, log)
-      return _train(config, run, resume, log)
+      return _train(config, run, resume, log, stop)
   except OSError as err:  # reliability: a full disk anywhere (metrics, events) is one line
     if not is_disk_full(err):
       raise
     raise UserError(f"no space left on device while writing {err.filename or workdir}; "
                     "the checkpoints are kept: free space and resume") from None
+  finally:
+    stop.restore()
 
 
 def _stays_finished(config, run, changes, log):
@@ -102,15 +105,16 @@ def _record_changes(config, run, changes, log):
         f"{config.num_epochs} epochs from the start")
 
 
-def _train(config, run, resume, log):
+def _train(config, run, resume, log, stop):
   """prepare -> resume -> epochs -> finish, in a locked run directory.
 
-  Ctrl-C and SIGTERM only set a flag from the start (StopFlag): a KeyboardInterrupt raised
-  inside JAX's start-up could be lost (a run interrupted under load once trained to the end).
+  Ctrl-C and SIGTERM only set a flag (`stop`, made before the run directory and its lock):
+  a KeyboardInterrupt raised inside JAX's start-up could be lost (a run interrupted under
+  load trained to the end; once more when the flag was set up only after the lock existed).
   Flagged in start-up, the run stops before training (nothing new to save; Run.created
   removes a directory it created); once training, it saves the step it reached and exits.
   """
-  stop, mngr = StopFlag(), None
+  mngr = None
   try:
     splits = data.load_train_validation(config)
     config_lib.check_fits(config, len(splits["train"][0]))
@@ -132,7 +136,6 @@ def _train(config, run, resume, log):
       interrupted = functools.partial(_save_interrupted, mngr, run, stop, t_start, log)
       state, _ = run_epochs(job, state, sums, hook, stop, interrupted)
   finally:
-    stop.restore()
     if mngr is not None:
       checkpoint.wait(mngr)  # never exit with a save in flight; a full disk becomes one line
   results = _finish(config, job, mngr, state, history, time.time() - t_start)
