@@ -50,6 +50,7 @@ def check(config):
                     f"{config.validation_fraction}")
   _within(config.label_smoothing, 0.0, 1.0, "label_smoothing", "in [0, 1)")
   _within(config.model.get("dropout", 0.0), 0.0, 1.0, "model.dropout", "in [0, 1)")
+  check_whitening(config)
   for name in ("train_size", "validation_size", "test_size"):
     if config[name] < 0:
       raise UserError(f"config.{name} must be >= 0 (0 = use all), got {config[name]}")
@@ -64,6 +65,22 @@ def check(config):
     raise UserError(f"config.dtype must be float32 or bfloat16, got {config.dtype!r}; set "
                     "--config.dtype=bfloat16 (mixed precision) or float32")
   check_devices(config)
+
+
+def check_whitening(config):
+  """speedrun_cnn's whiten_eps: >= 0, and conv1's width even and within the +-pairs of its
+  3x3 patches' components (whitening.py)."""
+  eps = config.model.get("whiten_eps", 0.0)
+  _within(eps, 0.0, math.inf, "model.whiten_eps", ">= 0 (0 = conv1 learned as usual)")
+  if eps:
+    from cnnlab.models.registry import model_fields
+    first = tuple(config.model.get("widths", model_fields(config.model.name)["widths"]))[0]
+    most = 2 * 9 * data.image_shape(config.dataset)[-1]
+    if first % 2 or first > most:
+      raise UserError(f"config.model.whiten_eps needs conv1's width even and <= {most} (+- "
+                      f"each of the {most // 2} components of its 3x3 patches), got "
+                      f"{first}; set --config.model.widths=({min(first + first % 2, most)},"
+                      "...) or --config.model.whiten_eps=0")
 
 
 def check_optimizer(opt):

@@ -122,6 +122,8 @@ def cases(g):
       "bench: two modes": (["bench", "--time_to_accuracy=0.9", "--seeds_vs_sequential=2"], ["one of them"], None),
       "bench: unknown model (timing)": (["bench", "--time_to_accuracy=0.91", "--config.model.name=resnet"], ["unknown model"], None),
       "bench: unknown model": (["bench", "--against=none", "--config.model.name=resnet"], ["unknown model"], None),
+      "bench: plot a non-record": (["bench", f"--plot={g}/not_an_image.png", f"--out={g}/curve.png"], ["not_an_image.png", "JSON"], None),
+      "bench: plot to a .json": (["bench", "--plot=bench/results/speedrun-0.93-2026-12-02-2core.json", f"--out={g}/curve.json"], ["curve.json", ".png"], None),
       # sweep
       "sweep: no '='": (["sweep", SMOKE, "--sweep=config.seed", f"--workdir={g}/sw1"], ["config.seed"], None),
       "sweep: unknown key": (["sweep", SMOKE, "--sweep=config.optimizer.lr=1,2", f"--workdir={g}/sw2"], ["learning_rate"], None),

@@ -217,3 +217,23 @@ def test_seeds_vs_sequential_times_both_ways_and_they_train_the_same_seeds(tmp_p
       result["test_accuracy_per_seed_sequential"], abs=2e-3)
   assert result["test_accuracy_per_seed_vmapped"][0] != result["test_accuracy_per_seed_vmapped"][1]
 
+
+
+def test_plot_draws_one_panel_per_target_from_the_committed_records(tmp_path):
+  """The speedrun figure: the 0.94 record split over two files is one panel of three seeds."""
+  from cnnlab.bench import curves
+  paths = [os.path.join(REPO, "bench", "results", f"speedrun-{name}-2026-12-02-2core.json")
+           for name in ("0.91", "0.93", "0.94-seed0", "0.94-seeds1-2")]
+  fig = curves.figure([curves.load(p) for p in paths])
+  panels = fig.axes
+  assert [ax.get_title() for ax in panels] == [f"{t} test accuracy" for t in ("0.91", "0.93", "0.94")]
+  seeds = [[line.get_label() for line in ax.get_lines() if line.get_label().startswith("seed")]
+           for ax in panels]
+  assert seeds == [["seed 0", "seed 1", "seed 2"]] * 3
+  seed0_093 = panels[1].get_lines()[0]  # the 0.93 record's seed 0, epoch by epoch
+  assert list(seed0_093.get_ydata()) == pytest.approx([0.8650, 0.8943, 0.9120, 0.9218, 0.9297],
+                                                      abs=5e-5)
+  assert panels[0].get_xlim()[1] == pytest.approx(1.05 * 37.54, abs=0.05)  # past the 20 s limit
+  out = tmp_path / "curve.png"
+  proc = run_cli("bench", f"--plot={','.join(paths)}", f"--out={out}")
+  assert proc.returncode == 0 and out.read_bytes()[:4] == b"\x89PNG", proc.stderr[-2000:]

@@ -12,6 +12,7 @@ import pytest
 from cnnlab import ops
 from cnnlab.models.layers import Conv, Taps, image_groups, in_chunks, relu_max_pool
 from cnnlab.models.textbook_cnn import GLOROT, TextbookCNN
+from conftest import DATA_DIR, needs_data
 
 PADDINGS = ["SAME", "VALID", ((0, 2), (1, 0)), 1]
 
@@ -200,3 +201,62 @@ def test_speedrun_cnn_in_image_groups_equals_the_plain_model(n=20, shape=(28, 28
     return jax.jit(jax.value_and_grad(loss, has_aux=True))(variables["params"])
 
   jax.tree.map(_close, loss_and_grads(grouped), loss_and_grads(plain))
+
+
+def test_frozen_conv_equals_the_conv_forward_and_has_no_kernel_gradient():
+  """Conv(freeze_kernel=True): the same output as Conv to the bit; the kernel's gradient is
+  exactly zero and the bias's is the plain conv's."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 12, 12, 1))
+  plain, frozen = Conv(18, (3, 3)), Conv(18, (3, 3), freeze_kernel=True)
+  params = plain.init(jax.random.PRNGKey(1), x)
+  loss = lambda model: lambda p: jnp.sum(jnp.sin(model.apply(p, x)))
+  np.testing.assert_array_equal(frozen.apply(params, x), plain.apply(params, x))
+  g_plain, g_frozen = (jax.grad(loss(m))(params)["params"] for m in (plain, frozen))
+  assert not np.any(np.asarray(g_frozen["kernel"])) and np.any(np.asarray(g_plain["kernel"]))
+  np.testing.assert_array_equal(g_frozen["bias"], g_plain["bias"])
+
+
+@needs_data
+def test_whitening_filters_decorrelate_the_training_patches():
+  """Real Fashion-MNIST: with eps 0, the +filters' responses to the 3x3 patches of 1,000 training
+  images have identity covariance and (with the bias) zero mean; the -filters mirror them."""
+  from cnnlab import data
+  from cnnlab.models import whitening
+  images = data.load_split("fashion_mnist", "train", DATA_DIR)[0][:1000]
+  kernel, bias = whitening.whitening_filters(images, 18, eps=0.0, max_images=1000)
+  assert kernel.shape == (3, 3, 1, 18) and bias.shape == (18,)
+  np.testing.assert_array_equal(kernel[..., 9:], -kernel[..., :9])
+  y = jax.lax.conv_general_dilated(jnp.asarray(images, jnp.float32) / 255.0, kernel, (1, 1),
+                                   "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
+  responses = np.asarray(y, np.float64).reshape(-1, 18)[:, :9]
+  np.testing.assert_allclose(responses.mean(0), 0.0, atol=1e-5)
+  np.testing.assert_allclose(np.cov(responses, rowvar=False), np.eye(9), atol=1e-4)
+  mean, cov = whitening.patch_covariance(images, max_images=1000)
+  assert mean.shape == (9,) and mean[4] == pytest.approx(images.mean() / 255.0, abs=1e-3)
+  with pytest.raises(ValueError, match="even number of filters <= 18"):
+    whitening.whitening_filters(images, 17)
+
+
+def test_speedrun_cnn_whitening_sets_conv1_from_data_for_every_seed_and_keeps_it_frozen():
+  """build(config, spe, images): conv1 = whitening_filters(images) in every stacked seed (random
+  images: only where the filters come from is tested here); a training step moves conv1's bias
+  but not its kernel."""
+  import ml_collections
+  from cnnlab.models import whitening
+  from cnnlab.train import state as state_lib, step as step_lib
+  from experiments import speedrun_93
+  images = np.asarray(jax.random.randint(jax.random.PRNGKey(5), (64, 28, 28, 1), 0, 256), np.uint8)
+  config = speedrun_93.get_config()
+  config.num_seeds = 2
+  _, state = state_lib.build(config, 10, images)
+  kernel, bias = whitening.whitening_filters(images, 18, eps=config.model.whiten_eps)
+  for s in range(2):
+    np.testing.assert_array_equal(state.params["conv1"]["kernel"][s], kernel)
+    np.testing.assert_array_equal(state.params["conv1"]["bias"][s], bias)
+  config.num_seeds = 1
+  _, state = state_lib.build(config, 10, images)
+  batch = {"image": images, "label": np.arange(64) % 10}
+  new, _ = jax.jit(step_lib.train_step)(state, batch)
+  np.testing.assert_array_equal(new.params["conv1"]["kernel"], kernel)
+  assert np.any(np.asarray(new.params["conv1"]["bias"]) != bias)
+  assert np.any(np.asarray(new.params["conv2"]["kernel"]) != np.asarray(state.params["conv2"]["kernel"]))

@@ -47,7 +47,7 @@ def run(config, target, log=print, t0=None, limit_s=None):
     images, labels = images[:config.train_size], labels[:config.train_size]
   job = epochs.make_job(config, parallel.make_mesh(config.num_devices), (images, labels),
                       data.load_test(config))
-  _, state = state_lib.build(config, job.steps_per_epoch)
+  _, state = state_lib.build(config, job.steps_per_epoch, images)
   state = jax.device_put(state, job.replicated)
   sums = jax.device_put(step_lib.zero_sums(job.seeds), job.replicated)
   history = []

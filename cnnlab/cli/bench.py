@@ -5,6 +5,7 @@
   ./launch.sh bench --time-to-accuracy=0.91        # experiments/speedrun_91.py, seeds 0, 1, 2
   ./launch.sh bench --time-to-accuracy=0.91 --cache=both   # adds each seed's warm-cache rerun
   ./launch.sh bench --seeds_vs_sequential=4        # 4 seeds vmapped vs 4 processes
+  ./launch.sh bench --plot=bench/results/speedrun-0.93-2026-12-02-2core.json --out=curve.png
 
 Rounds alternate cnnlab, PyTorch eager and torch.compile (and a matmul peak) so a noisy,
 shared CPU loads them alike; the JSON keeps every round (min/median/max), the machine, library
@@ -78,7 +79,11 @@ _TIME_LIMIT = flags.DEFINE_float(
 _SEEDS_VS_SEQUENTIAL = flags.DEFINE_integer(
     "seeds_vs_sequential", None, "instead of throughput: wall time of this many seeds of "
     "--config trained as one vmapped program vs one fresh process per seed")
-_OUT = flags.DEFINE_string("out", None, "JSON path (default bench/results/<UTC timestamp>.json)")
+_PLOT = flags.DEFINE_list(
+    "plot", None, "instead of measuring: draw these --time_to_accuracy records (JSON files) "
+    "as test accuracy against seconds, one panel per target, to --out (a .png, .pdf or .svg)")
+_OUT = flags.DEFINE_string("out", None, "JSON path (default bench/results/<UTC timestamp>.json;"
+                           " with --plot, the figure's path, default ...<timestamp>.png)")
 
 
 def main(argv):
@@ -90,8 +95,11 @@ def main(argv):
   require(all(b > 0 for b in sizes), "--batch_sizes must be positive")
   require(_REPEATS.value is None or _REPEATS.value >= 1, "--repeats must be at least 1")
   stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-  out = _OUT.value or os.path.join("bench", "results", f"{stamp}.json")
+  ext = ".png" if _PLOT.value else ".json"
+  out = _OUT.value or os.path.join("bench", "results", stamp + ext)
   files.writable_dir(os.path.dirname(out) or ".", "out")
+  if _PLOT.value:
+    return _plot(_PLOT.value, out)
   require(_TIME_TO_ACCURACY.value is None or _SEEDS_VS_SEQUENTIAL.value is None,
               "--time_to_accuracy and --seeds_vs_sequential are separate measurements; "
               "pass one of them")
@@ -144,6 +152,15 @@ def _time_to_accuracy(out):
                                     log=lambda line: print(line, flush=True),
                                     limit_s=limit or None)
   _write(out, result, time_to_accuracy.format_table(result))
+
+
+def _plot(paths, out):
+  require(os.path.splitext(out)[1].lower() in (".png", ".pdf", ".svg"),
+          f"--out={out} must end in .png, .pdf or .svg with --plot, e.g. --out=speedrun.png")
+  require(not (_TIME_TO_ACCURACY.value or _SEEDS_VS_SEQUENTIAL.value),
+          "--plot draws records already made; drop --time_to_accuracy/--seeds_vs_sequential")
+  from cnnlab.bench import curves
+  print(f"cnnlab: wrote {curves.plot(paths, out)}", flush=True)
 
 
 def _seeds_vs_sequential(out):

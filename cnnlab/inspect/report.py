@@ -51,7 +51,8 @@ def write_figures(workdir, out=None, which="best", layers=(), split="train", ind
   put = lambda fig, name: paths.append(plots.save(fig, os.path.join(out, name)))
   if layers:
     labels = (_trained_label(which, history, meta.get("step")), f"untrained (seed {config.seed})")
-    _layer_figures(put, config, model, state, layers, x, what, labels, log, kernel_range)
+    _layer_figures(put, config, model, state, layers, x, what, labels, log, kernel_range,
+                   data_dir)
   else:
     log(f"model {config.model.name!r} has no conv layer: no kernel or feature-map figures")
   if history:
@@ -73,10 +74,11 @@ def _trained_label(which, history, step):
   return f"trained (latest good step {step}, in epoch {within})"
 
 
-def _layer_figures(put, config, model, state, layers, x, what, labels, log, kernel_range):
+def _layer_figures(put, config, model, state, layers, x, what, labels, log, kernel_range,
+                   data_dir):
   """Kernels and weight histograms of the first conv layer, feature maps of each."""
   first = layers[0]
-  _, init = state_lib.build(config)
+  _, init = state_lib.build(config, train_images=_initial_data(config, model, data_dir))
   k1, k0 = kernel_of(state.params, first), kernel_of(init.params, first)
   put(plots.kernel_grid(k1, k0, first, labels=labels, scale=kernel_range),
       f"{first}_kernels.png")
@@ -90,6 +92,17 @@ def _layer_figures(put, config, model, state, layers, x, what, labels, log, kern
     dims = "x".join(map(str, maps[name].shape[1:]))
     put(plots.feature_map_grid(maps[name], name, title=f"{name} feature maps ({dims}) of {what}"),
         f"feature_maps_{name}.png")
+
+
+def _initial_data(config, model, data_dir):
+  """The run's training images where its model set weights from them at the start (a
+  whitening conv1: its initial kernel is the data's, not a random draw), else None."""
+  if not hasattr(model, "init_from_data"):
+    return None
+  if data_dir:
+    config = config.copy_and_resolve_references()
+    config.data_dir = data_dir
+  return data.load_train_validation(config)["train"][0]
 
 
 def _validation_figures(put, config, state, names, mistakes, data_dir):

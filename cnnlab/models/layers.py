@@ -71,12 +71,15 @@ class Conv(nn.Module):
   kernel_init: Callable = nn.initializers.lecun_normal()
   bias_init: Callable = nn.initializers.zeros_init()
   dtype: Any = None  # computation dtype (None: the inputs'); parameters stay float32
+  freeze_kernel: bool = False  # no gradient for the kernel (filters set from data: whitening)
 
   @nn.compact
   def __call__(self, x):
     kh, kw = self.kernel_size
     strides = (self.strides,) * 2 if isinstance(self.strides, int) else tuple(self.strides)
     kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
+    if self.freeze_kernel:  # its gradient is zero, so XLA never computes it
+      kernel = jax.lax.stop_gradient(kernel)
     bias = self.param("bias", self.bias_init, (self.features,)) if self.use_bias else None
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     pads = ops.resolve_padding(self.padding, x.shape[1:3], (kh, kw), strides)

@@ -12,6 +12,10 @@ after the last conv only 0.9082; after dense1 only 0.9128; both 0.9173, at ~2,90
 against fast.py's ~3,170 (interleaved, batch 64). BatchNorm after every conv (conv-pool-BN-ReLU
 blocks, as airbench) learned less (0.9117) and ran at ~2,500 img/s: its batch statistics split
 the trunk into one image-group program per block.
+With `whiten_eps` > 0, conv1 is airbench's frozen patch-whitening layer (whitening.py): its
+filters are +- the principal components of the training images' 3x3 patches, set from the
+data when a run starts (`init_from_data`, called by train.state.build) and never trained (its
+bias trains). conv1's width must then be even and at most 18 (config.check says so).
 BatchNorm layers are named after the weight layer they follow (bn2 after conv2, bn3 after
 dense1, the third weight layer); the conv and dense they follow have no bias (BatchNorm's
 shift replaces it).
@@ -20,7 +24,10 @@ shift replaces it).
 from typing import Any, Sequence
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 
+from cnnlab.models import whitening
 from cnnlab.models.layers import Conv, Taps, image_groups, max_pool, relu_max_pool
 
 
@@ -43,13 +50,15 @@ class SpeedrunCNN(nn.Module):
   dropout: float = 0.0
   bn_momentum: float = 0.9
   conv_groups: int = 8  # CPU: the conv trunk in up to this many image groups (1 = off)
+  whiten_eps: float = 0.0  # > 0: conv1 holds frozen patch-whitening filters (whitening.py)
   dtype: Any = None  # computation dtype (config.dtype); parameters stay float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     tap = Taps(name="taps")
     k = len(self.widths)
-    convs = [Conv(w, (3, 3), padding="SAME", use_bias=i < k, dtype=self.dtype, name=f"conv{i}")
+    convs = [Conv(w, (3, 3), padding="SAME", use_bias=i < k, dtype=self.dtype, name=f"conv{i}",
+                  freeze_kernel=i == 1 and self.whiten_eps > 0)
              for i, w in enumerate(self.widths, start=1)]
     x = image_groups(conv_trunk, (*convs, tap), x, max_groups=self.conv_groups)
     norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
@@ -60,3 +69,13 @@ class SpeedrunCNN(nn.Module):
     x = tap("dense1", nn.relu(norm(f"bn{k + 1}")(x)))
     x = tap("dropout", nn.Dropout(self.dropout, deterministic=not train)(x))
     return tap("output", nn.Dense(self.num_classes, dtype=self.dtype, name="output")(x))
+
+  def init_from_data(self, params, images):
+    """`params` with conv1 set to the whitening filters of the training `images` (whiten_eps > 0;
+    else unchanged). Stacked params (one per seed, leading axis) all get the same filters."""
+    if not self.whiten_eps:
+      return params
+    kernel, bias = whitening.whitening_filters(images, self.widths[0], eps=self.whiten_eps)
+    fill = lambda new, old: jnp.broadcast_to(jnp.asarray(new, old.dtype), old.shape)
+    conv1 = jax.tree.map(fill, {"kernel": kernel, "bias": bias}, dict(params["conv1"]))
+    return {**params, "conv1": conv1}

@@ -120,7 +120,7 @@ def _train(config, run, resume, log, stop):
     config_lib.check_fits(config, len(splits["train"][0]))
     mesh = parallel.make_mesh(config.num_devices)
     spe = len(splits["train"][0]) // config.batch_size
-    _, state = state_lib.build(config, spe)
+    _, state = state_lib.build(config, spe, splits["train"][0])
     mngr = checkpoint.manager(run.checkpoints_dir)
     state, sums, history, wall = _resume(run, mngr, config, state, spe, resume, log)
     stop.raise_if_set()

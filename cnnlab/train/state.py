@@ -91,15 +91,21 @@ def warn_slow_dtype(config):
          "convolutions through a slow generic loop; on CPU use it for correctness checks only")
 
 
-def build(config, steps_per_epoch=1):
+def build(config, steps_per_epoch=1, train_images=None):
   """(model, initial TrainState) of a (checked) config; also the restore target of its runs.
 
   `steps_per_epoch` only sets the length of learning-rate schedules, not any array shape.
+  `train_images`: a fresh run's training split, for a model whose first layer is computed from
+  the data (`model.init_from_data`, e.g. speedrun_cnn's whitening); a restore target needs none.
   """
   warn_slow_dtype(config)
   model = model_of(config)
   tx = make_optimizer(config.optimizer, config.num_epochs * steps_per_epoch)
   create = lambda key: create_train_state(model, tx, key, data.image_shape(config.dataset))
   if num_seeds(config):  # one stacked state: seed, seed+1, ... (vmapped training)
-    return model, parallel.stack_seeds(create, [config.seed + i for i in range(num_seeds(config))])
-  return model, create(jax.random.PRNGKey(config.seed))
+    state = parallel.stack_seeds(create, [config.seed + i for i in range(num_seeds(config))])
+  else:
+    state = create(jax.random.PRNGKey(config.seed))
+  if train_images is not None and hasattr(model, "init_from_data"):
+    state = state.replace(params=model.init_from_data(state.params, train_images))
+  return model, state
