@@ -27,8 +27,8 @@ from experiments import fast
 
 def get_config():
   c = fast.get_config()
-  c.model = ml_collections.ConfigDict({"name": "speedrun_cnn", "widths": (16, 32),
-                                       "hidden": 512, "conv_groups": 4})
+  c.model = ml_collections.ConfigDict({"name": "speedrun_cnn", "widths": (18, 32),
+                                       "hidden": 512, "conv_groups": 4, "whiten_eps": 1e-2})
   c.optimizer.learning_rate = 1e-2
   c.optimizer.b1 = 0.8
   c.num_epochs = 1

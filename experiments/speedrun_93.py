@@ -29,7 +29,6 @@ NUM_EPOCHS = 5
 
 def get_config():
   c = speedrun_91.get_config()
-  c.model.update(widths=(18, 32), whiten_eps=1e-2)  # conv1: +-9 frozen whitening filters
   c.augment.update(crop_padding=1, flip=True)
   c.eval_flip_tta = True
   c.num_epochs = NUM_EPOCHS
