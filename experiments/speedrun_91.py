@@ -24,6 +24,8 @@ import ml_collections
 
 from experiments import fast
 
+TRAIN_SIZE = 30_000
+
 
 def get_config():
   c = fast.get_config()
@@ -32,4 +34,5 @@ def get_config():
   c.optimizer.learning_rate = 1e-2
   c.optimizer.b1 = 0.8
   c.num_epochs = 1
+  c.train_size = TRAIN_SIZE  # half of the 60,000: the one epoch is 469 steps
   return c
