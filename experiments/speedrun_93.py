@@ -39,5 +39,4 @@ def get_config():
   c.augment.update(crop_padding=1, flip=True)
   c.eval_flip_tta = True
   c.num_epochs = NUM_EPOCHS
-  c.train_size = 0  # all 60,000 training images
   return c

@@ -34,6 +34,7 @@ def test_time_to_accuracy_runs_every_seed_in_a_cold_process_and_says_each_reache
   assert "warm" not in result  # --cache=cold (the default) runs no warm-cache reruns
   # The config as a path inside the repository, and what the record was made with.
   assert result["config"] == "experiments/smoke.py"
+  assert result["config_overrides"] == [f"--config.data_dir={DATA_DIR}"]
   import jax
   import jaxlib
   machine = result["machine"]
@@ -92,6 +93,14 @@ def test_time_to_accuracy_without_a_speedrun_config_or_config_is_refused_in_one_
   assert line == ("cnnlab: error: --time_to_accuracy=0.5 has no speedrun config (only 0.91, "
                   "0.93 and 0.94 have one); pass --config=FILE, e.g. --config=experiments/fast.py")
   assert not (tmp_path / "t.json").exists()
+
+
+def test_config_overrides_of_a_command_line_both_forms():
+  from cnnlab.bench.record import config_overrides
+  argv = ["--time-to-accuracy=0.91", "--config.model.widths=(16,32)", "--config.seed", "3",
+          "--repeats=1", "--config.data_dir", "--out=x.json"]
+  assert config_overrides(argv) == ["--config.model.widths=(16,32)", "--config.seed=3",
+                                    "--config.data_dir"]
 
 
 def test_speedrun_table_maps_each_target_to_its_file():

@@ -58,9 +58,22 @@ def repo_relative(path):
   return path if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
 
 
-def write(out, result, config_path, table):
-  """Complete `result` (config path, machine, git) and write it to `out`; print the table."""
+def config_overrides(argv):
+  """The --config.FIELD=value arguments of a command line (also `--config.FIELD value`), so a
+  record made with overrides says so: the config path alone would name another experiment."""
+  out = []
+  for i, arg in enumerate(argv):
+    if arg.startswith("--config."):
+      out.append(arg if "=" in arg or i + 1 == len(argv) or argv[i + 1].startswith("--")
+                 else f"{arg}={argv[i + 1]}")
+  return out
+
+
+def write(out, result, config_path, table, overrides=()):
+  """Complete `result` (config path and overrides, machine, git) and write it to `out`; print
+  the table."""
   result["config"] = repo_relative(config_path)
+  result["config_overrides"] = list(overrides)
   result.setdefault("machine", machine_info())
   result["git"] = git_state()
   with open(out, "w") as f:

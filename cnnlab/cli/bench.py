@@ -182,4 +182,5 @@ def _checked(config):
 
 def _write(out, result, table):
   from cnnlab.bench import record
-  record.write(out, result, config_flags.get_config_filename(flags.FLAGS["config"]), table)
+  record.write(out, result, config_flags.get_config_filename(flags.FLAGS["config"]), table,
+               record.config_overrides(sys.argv[1:]))
