@@ -63,6 +63,8 @@ MODEL_HYPERPARAMETERS = {
     "dtype": "computation dtype: set from config.dtype, not in the model block",
     "dropout": "dropout rate before the classifier (0 = off)",
     "conv_groups": "CPU speed only: the conv trunk in up to N image groups; 1 = off",
+    "whiten_eps": "> 0: conv1 = frozen patch-whitening filters from the training images "
+                  "(eps added to the eigenvalues); 0 = conv1 learned",
     "widths": "filters of conv1 and conv2",
     "hidden": "units of the hidden dense layer",
     "width": "filters of the first stage (later stages double it)",
