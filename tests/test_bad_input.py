@@ -94,6 +94,7 @@ def cases(g):
       "train: positional argument": (["train", SMOKE, "oops", f"--workdir={g}/fresh18"], ["oops"], None),
       "train: workdir under a file": (["train", SMOKE, f"--workdir={g}/file/run"], ["workdir"], None),
       "train: noresume over checkpoints": (["train", SMOKE, "--noresume", f"--workdir={unf}"], ["already has checkpoints"], unf),
+      "train: whitening with an odd conv1 width": (["train", f"--config={REPO}/experiments/speedrun_93.py", "--config.model.widths=(17,32)", f"--workdir={g}/w17"], ["whiten_eps", "widths=(18,"], None),
       "train: resume another model": (["train", f"--config={REPO}/experiments/fashion_dnn.py", f"--workdir={unf2}"], ["different model"], unf2),
       # summary / conv / edges
       "summary: unknown model": (["summary", "--model=resnet9000"], ["resnet9000"], None),
