@@ -11,8 +11,9 @@ Expect:  0.94 reached by every seed within the limit: 610.4 +- 53.8 s (550.1 / 6
          51 ... 550 s (~35 s per epoch; the one-cycle's high middle is noisy).
 Recipe:  experiments/speedrun_93.py (speedrun_cnn, one-cycle Adam peak 1e-2, b1 0.8, b2 0.99,
          label smoothing 0.1, batch 64, flips, 1-pixel shifts, flip test-time augmentation)
-         at widths (24, 48), the one-cycle over 20 epochs: ~37 s per epoch of 60,000 images
-         here, ~13 minutes in all.
+         at widths (24, 48) with conv1 learned (it was measured before speedrun_93 got its
+         whitening conv1, which holds at most 18 filters), the one-cycle over 20 epochs:
+         ~37 s per epoch of 60,000 images here, ~13 minutes in all.
 Chosen:  from the validation runs listed in speedrun_93.py, not by a run of its own (a
          15-minute run per choice): widths (24, 48) learned more per epoch than (16, 32) (0.931
          after 5 epochs with 2-pixel shifts against 0.929 after 6), and 1-pixel shifts beat 2
