@@ -73,9 +73,10 @@ def check_whitening(config):
   eps = config.model.get("whiten_eps", 0.0)
   _within(eps, 0.0, math.inf, "model.whiten_eps", ">= 0 (0 = conv1 learned as usual)")
   if eps:
+    from cnnlab.models import whitening
     from cnnlab.models.registry import model_fields
     first = tuple(config.model.get("widths", model_fields(config.model.name)["widths"]))[0]
-    most = 2 * 9 * data.image_shape(config.dataset)[-1]
+    most = whitening.max_filters(data.image_shape(config.dataset)[-1])
     if first % 2 or first > most:
       raise UserError(f"config.model.whiten_eps needs conv1's width even and <= {most} (+- "
                       f"each of the {most // 2} components of its 3x3 patches), got "

@@ -18,12 +18,19 @@ def dataset_images(config, split, data_dir=None):
   if split not in SPLITS:
     raise UserError(f"unknown split {split!r}{closest(split, SPLITS)}; choose one of: "
                     f"{', '.join(SPLITS)}")
-  if data_dir:
-    config = config.copy_and_resolve_references()
-    config.data_dir = data_dir
+  config = with_data_dir(config, data_dir)
   if split == "train":
     return data.load_split(config.dataset, "train", config.data_dir or None)
   return data.load_train_validation(config)["validation"]
+
+
+def with_data_dir(config, data_dir=None):
+  """`config` reading its data from `data_dir` (a copy), or `config` itself when none given."""
+  if not data_dir:
+    return config
+  config = config.copy_and_resolve_references()
+  config.data_dir = data_dir
+  return config
 
 
 def pick(images, labels, index, split):

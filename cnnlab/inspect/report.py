@@ -99,10 +99,7 @@ def _initial_data(config, model, data_dir):
   whitening conv1: its initial kernel is the data's, not a random draw), else None."""
   if not hasattr(model, "init_from_data"):
     return None
-  if data_dir:
-    config = config.copy_and_resolve_references()
-    config.data_dir = data_dir
-  return data.load_train_validation(config)["train"][0]
+  return data.load_train_validation(inputs.with_data_dir(config, data_dir))["train"][0]
 
 
 def _validation_figures(put, config, state, names, mistakes, data_dir):

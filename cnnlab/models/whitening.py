@@ -33,15 +33,20 @@ def patch_covariance(images, size=3, max_images=5000, chunk=500):
   return mean, (outer - count * np.outer(mean, mean)) / (count - 1)
 
 
+def max_filters(channels, size=3):
+  """The most whitening filters a size x size conv on `channels` can hold: +- each component."""
+  return 2 * size * size * channels
+
+
 def whitening_filters(images, features, size=3, eps=1e-2, max_images=5000):
   """(kernel (size, size, C, features), bias (features,)) float32: +-pairs of the features // 2
   largest principal components of the patches, each scaled by 1 / sqrt(eigenvalue + eps).
-  `features` must be even and at most twice the patch length."""
+  `features` must be even and at most max_filters(C, size)."""
+  channels = np.shape(images)[-1]
+  if features % 2 or features > max_filters(channels, size):
+    raise ValueError(f"whitening needs an even number of filters <= "
+                     f"{max_filters(channels, size)}, got {features}")
   mean, cov = patch_covariance(images, size, max_images)
-  channels = cov.shape[0] // (size * size)
-  if features % 2 or features > 2 * cov.shape[0]:
-    raise ValueError(f"whitening needs an even number of filters <= {2 * cov.shape[0]}, "
-                     f"got {features}")
   eigenvalues, eigenvectors = np.linalg.eigh(cov)  # ascending
   top = np.argsort(eigenvalues)[::-1][:features // 2]
   half = eigenvectors[:, top] / np.sqrt(eigenvalues[top] + eps)
