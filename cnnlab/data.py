@@ -12,6 +12,7 @@ import struct
 
 import numpy as np
 
+from cnnlab import download
 from cnnlab.errors import UserError, closest
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
@@ -117,7 +118,8 @@ def load_split(name, split, data_dir=None):
   """One split ("train" or "test") of dataset `name` as (uint8 NHWC images, int32 labels).
 
   Order of sources: `data_dir` if given (it must hold the IDX files), else the Debian
-  package's directory when present, else TFDS (only when the network answers quickly).
+  package's directory when present, else the files downloaded from their canonical URLs
+  (cnnlab.download) where it knows them, else TFDS (only when the network answers quickly).
   """
   if split not in IDX_PREFIX:
     raise UserError(f"unknown split {split!r}; choose 'train' or 'test'")
@@ -136,6 +138,8 @@ def load_split(name, split, data_dir=None):
     return load_idx_split(data_dir, split, len(names), shape)
   if has_idx_files(default_dir, split):
     return load_idx_split(default_dir, split, len(names), shape)
+  if download.available(name):  # the canonical files, checked and cached (no TensorFlow)
+    return load_idx_split(download.fetch(name), split, len(names), shape)
   return _load_tfds(name, split, default_dir)
 
 

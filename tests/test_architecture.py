@@ -11,7 +11,7 @@ from conftest import REPO
 CNNLAB = os.path.join(REPO, "cnnlab")
 # Each module's layer: a module may import only from its own layer or below (lazily too).
 LAYERS = [
-    ["errors", "fields", "files", "supervisor"],
+    ["errors", "fields", "files", "supervisor", "download"],
     ["data", "augment", "ops", "pooling", "parallel", "rundir", "checkpoint", "compilation"],
     ["shapes"],
     ["models"],
