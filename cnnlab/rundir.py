@@ -10,6 +10,7 @@
                         (status(): finished, running, interrupted, failed; see Run.status)
   results-epoch<E>.json results.json of E epochs, kept when the run was extended on purpose
   figures/              what `viz` draws
+  export/               what `export` writes (the weights for numpy, Keras, PyTorch)
   .lock                 held by the process training in it
 
 Train, resume, viz, predict, sweep and bench ask a `Run`; none spells a file name.
@@ -33,6 +34,7 @@ CHECKPOINTS, UNUSABLE = "checkpoints", "checkpoints-unusable"
 TENSORBOARD, FIGURES, LOCK = "tensorboard", "figures", ".lock"
 STDOUT, STDERR = "stdout.log", "stderr.log"  # a sweep point's captured output
 PREVIOUS_RESULTS = "results-epoch{}.json"  # results.json of a finished run trained on later
+EXPORT = "export"  # the directory `export` writes into by default
 BEST_METRIC = "val_loss"  # lower is better: the best epoch (and step) of a run has the lowest
 
 

@@ -97,7 +97,7 @@ def test_a_command_is_one_file_found_by_its_name():
   files = {f[:-3] for f in os.listdir(os.path.join(CNNLAB, "cli"))
            if f.endswith(".py") and not f.startswith("_") and f != "common.py"}
   table = commands()
-  assert set(table) == files == {"bench", "config", "conv", "edges", "predict", "runs",
+  assert set(table) == files == {"bench", "config", "conv", "edges", "export", "predict", "runs",
                                  "summary", "sweep", "train", "viz"}
   assert all(text and not text.startswith("`") for text in table.values()), table
 
