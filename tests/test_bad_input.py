@@ -10,6 +10,7 @@ a time, once per session.
 import concurrent.futures
 import gzip
 import hashlib
+import json
 import os
 import shutil
 
@@ -66,6 +67,11 @@ def garbage(smoke_run, tmp_path_factory):
         with gzip.open(d / f, "wb", compresslevel=1) as out:
           out.write(mutate(gzip.open(os.path.join(DATA_DIR, f)).read()))
   (root / "file").write_text("a file where a directory is expected")
+  for name, model in (("config_only", None), ("other_model", "fashion_dnn")):  # no checkpoints
+    (root / name).mkdir()
+    config = json.loads((finished / "config.json").read_text())
+    config["model"] = {"name": model} if model else config["model"]
+    (root / name / "config.json").write_text(json.dumps(config))
   return root
 
 
@@ -112,6 +118,12 @@ def cases(g):
       "predict: not an image": (["predict", f"--workdir={fin}", f"--image={g}/not_an_image.png"], ["not_an_image.png"], fin),
       "predict: index out of range": (["predict", f"--workdir={fin}", "--index=-5"], ["-5"], fin),
       "predict: unknown language": (["predict", f"--workdir={fin}", "--index=0", "--lang=fr"], ["lang"], fin),
+      # export (the first --out/--workdir is the path that must stay as it was)
+      "export: unknown format": (["export", f"--out={g}/w.onnx", f"--workdir={fin}", "--format=onnx"], ["format", "onnx"], None),
+      "export: wrong file ending": (["export", f"--out={g}/w.txt", f"--workdir={fin}", "--format=npz"], ["w.txt", ".npz"], None),
+      "export: workdir without checkpoint": (["export", f"--workdir={g}/config_only", "--format=npz"], ["no checkpoint", "train"], None),
+      "export: keras of another model": (["export", f"--workdir={g}/other_model", "--format=keras"], ["fashion_dnn", "textbook_cnn", "--format=npz"], None),
+      "export: torch of another model": (["export", f"--out={g}/w.pt", f"--workdir={g}/other_model", "--format=torch"], ["fashion_dnn", "course CNN"], None),
       # bench
       "bench: batch size 0": (["bench", "--batch_sizes=0"], ["batch_sizes"], None),
       "bench: batch sizes not numbers": (["bench", "--batch_sizes=abc"], ["batch_sizes"], None),
@@ -138,7 +150,8 @@ def cases(g):
 # The quick tier runs these; `--all` runs every case.
 QUICK = {"train: unknown model", "train: batch 0", "train: missing data dir",
          "train: resume another model", "viz: unknown layer", "predict: not an image",
-         "conv: stride 0", "sweep: unknown key", "bench: target above 1"}
+         "conv: stride 0", "sweep: unknown key", "bench: target above 1",
+         "export: keras of another model"}
 
 
 @pytest.fixture(scope="session")
