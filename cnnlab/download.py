@@ -38,7 +38,7 @@ FILES = {
 }
 # cifar10 is not here: its canonical file is a 170 MB tar of CIFAR's own binary records (label
 # byte + CHW pixels), not IDX; it stays on TFDS until a reader for that format exists.
-TIMEOUT_S = 30  # per connection attempt and per read: a stalled server fails, a slow one not
+TIMEOUT_S = 10  # per connection attempt and per read: a stalled server fails, a slow one not
 _CHUNK = 1 << 20
 # Refused, unresolvable, timed out, reset, closed mid-file (IncompleteRead), a malformed URL.
 _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, TimeoutError,

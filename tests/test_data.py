@@ -94,5 +94,6 @@ def test_offline_tfds_fails_fast_with_a_hint(monkeypatch):
   monkeypatch.setitem(data.DATASETS, "fashion_mnist",
                       ("/nonexistent", (28, 28, 1), data.FASHION_MNIST_CLASSES))
   monkeypatch.setattr(data, "_network_reachable", lambda *a, **k: False)
+  monkeypatch.setattr(data.download, "FILES", {})  # the TFDS branch (tests/test_download.py)
   with pytest.raises(UserError, match="apt-get install dataset-fashion-mnist"):
     data.load_split("fashion_mnist", "train")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from cnnlab import data
+from cnnlab import data, download
 from cnnlab.train import train_and_evaluate
 from conftest import smoke_config
 
@@ -18,6 +18,7 @@ from conftest import smoke_config
 def online(monkeypatch, tmp_path):
   """No local IDX files, and the network 'answers': data.load_split goes to TFDS."""
   monkeypatch.setattr(data, "_network_reachable", lambda: True)
+  monkeypatch.setattr(download, "FILES", {})  # no direct download (tests/test_download.py)
   for name, (_, shape, names) in list(data.DATASETS.items()):
     monkeypatch.setitem(data.DATASETS, name, (str(tmp_path / "absent"), shape, names))
 
@@ -42,6 +43,7 @@ def test_tfds_datasets_load_train_and_evaluate(online, tmp_path, name, shape):
 
 def test_tfds_offline_is_one_line_naming_the_fix(tmp_path, monkeypatch):
   monkeypatch.setattr(data, "_network_reachable", lambda: False)
+  monkeypatch.setattr(download, "FILES", {})  # the TFDS branch, not the direct download
   monkeypatch.setitem(data.DATASETS, "mnist", (str(tmp_path / "absent"), (28, 28, 1),
                                                data.DATASETS["mnist"][2]))
   with pytest.raises(data.UserError, match="TFDS cannot download it.*--data_dir"):
