@@ -194,6 +194,7 @@ def test_zoo_configs_are_valid_and_keep_validation(name):
   assert not (config.dataset == "mnist" and config.augment.flip)  # digits are not symmetric
 
 
+@pytest.mark.slow  # online, MNIST is now downloaded (cnnlab.download) and this trains ~6 min
 def test_lenet5_reaches_099_on_mnist(tmp_path):
   """The issue's LeNet-5 target: >= 0.99 test accuracy on MNIST with experiments/lenet5.py.
 
