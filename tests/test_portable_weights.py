@@ -45,14 +45,15 @@ def history(workdir):
     return [json.loads(line) for line in f]
 
 
-def close_to(got, want, exact_epochs=()):
-  """Epoch records agree: bit for bit in `exact_epochs`, else to the all-reduce's rtol."""
+def close_to(got, want, exact_epochs=(), rtol=1e-3):
+  """Epoch records agree: bit for bit in `exact_epochs`, else to `rtol` (the all-reduce's
+  summation order: 4-device epochs 1-2 measured within 1.8e-6 of the 1-device ones)."""
   assert [r["epoch"] for r in got] == [r["epoch"] for r in want]
   for g, w in zip(got, want):
     for key in ("train_loss", "val_loss"):
       if g["epoch"] in exact_epochs:
         assert g[key] == w[key], (g["epoch"], key)
-      np.testing.assert_allclose(g[key], w[key], rtol=1e-3)
+      np.testing.assert_allclose(g[key], w[key], rtol=rtol)
 
 
 def predicted_class(stdout):
@@ -78,7 +79,9 @@ def test_four_device_run_restores_predicts_draws_and_resumes_on_one(ref, tmp_pat
   out = cli(1, "train", f"--workdir={workdir}", *TINY_FLAGS, "--config.num_epochs=3",
             "--config.num_devices=1")
   assert "resuming" in out and "from step 32" in out
-  close_to(history(workdir), history(ref))
+  # Adam amplifies the last-bit differences of the 4-device epochs (as in tests/test_scale.py):
+  # epoch 3 measured 7.1e-4 relative from the 1-device run, hence 3e-3.
+  close_to(history(workdir), history(ref), rtol=3e-3)
 
 
 @needs_data
