@@ -160,3 +160,31 @@ def test_train_command_reports_a_mismatch_in_one_line(server, tmp_path, monkeypa
                  f"--workdir={tmp_path}/run")
   one_line_error(proc, "train-images-idx3-ubyte.gz", "does not match", "--data_dir")
   assert os.listdir(tmp_path / "cache" / "mnist") == [] and not os.path.exists(tmp_path / "run")
+
+
+def test_ctrl_c_mid_file_keeps_nothing(mirror, monkeypatch):
+  """Ctrl-C (KeyboardInterrupt) after the first 100 bytes of a file: no file, no temporary."""
+  server, cache = mirror
+  real_urlopen = download.urllib.request.urlopen
+
+  class Interrupted:
+    def __init__(self, url, timeout):
+      self.response, self.reads = real_urlopen(url, timeout=timeout), 0
+      self.headers = self.response.headers
+
+    def __enter__(self):
+      return self
+
+    def __exit__(self, *exc):
+      self.response.close()
+
+    def read(self, n):
+      self.reads += 1
+      if self.reads > 1:
+        raise KeyboardInterrupt
+      return self.response.read(100)
+
+  monkeypatch.setattr(download.urllib.request, "urlopen", Interrupted)
+  with pytest.raises(KeyboardInterrupt):
+    download.fetch("fake_mnist", log=lambda *a: None)
+  assert os.listdir(cache) == []
