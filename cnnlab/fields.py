@@ -91,3 +91,8 @@ def meaning(key):
   if key.startswith("model.") and key != "model.name":
     return MODEL_HYPERPARAMETERS.get(key[len("model."):], "")
   return next((fields[key] for fields in FIELDS.values() if key in fields), "")
+
+
+def format_value(value):
+  """A field's value as names and tables write it: floats by repr (1e-3 -> 0.001), else str."""
+  return repr(value) if isinstance(value, float) else str(value)

@@ -11,7 +11,7 @@ from conftest import REPO
 CNNLAB = os.path.join(REPO, "cnnlab")
 # Each module's layer: a module may import only from its own layer or below (lazily too).
 LAYERS = [
-    ["errors", "fields", "files", "supervisor"],
+    ["errors", "fields", "files", "supervisor", "repo"],
     ["data", "augment", "ops", "pooling", "parallel", "rundir", "checkpoint", "compilation"],
     ["shapes"],
     ["models"],
@@ -20,7 +20,9 @@ LAYERS = [
     ["train.evaluate"],
     ["train.epochs", "train.epoch_log"],
     ["train.loop", "train"],
-    ["inspect", "sweep", "bench"],
+    ["inspect"],
+    ["bench"],
+    ["sweep"],
     ["cli"],
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
@@ -74,6 +76,15 @@ def test_the_control_fails_when_a_rule_is_broken(tmp_path):
   bad = tmp_path / "ops.py"
   bad.write_text("from cnnlab.models import create_model\n")
   assert [_rank(i) for i in _imports(str(bad))] == [RANK["models"]] and RANK["models"] > RANK["ops"]
+
+
+def test_inspect_sweep_and_bench_are_layers_so_a_cycle_between_them_fails(tmp_path):
+  """inspect/runs.py importing the sweep's grid (while the sweep's report imports inspect)
+  was a cycle when the three shared a layer; now the lower one importing the upper fails."""
+  bad = tmp_path / "runs.py"
+  bad.write_text("from cnnlab.sweep.grid import point_name\n")
+  assert [_rank(i) for i in _imports(str(bad))] == [RANK["sweep"]]
+  assert RANK["inspect"] < RANK["bench"] < RANK["sweep"] < RANK["cli"]
 
 
 RUN_FILES = ("config.json", "results.json", "metrics.jsonl", "timings.jsonl", "checkpoints",

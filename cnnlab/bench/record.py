@@ -10,7 +10,7 @@ import os
 import platform
 import subprocess
 
-from cnnlab.bench.child import REPO
+from cnnlab.repo import ROOT
 
 
 def machine_info():
@@ -42,7 +42,7 @@ def git_state():
   not say what was measured.
   """
   def git(*args):
-    return subprocess.run(["git", "-C", REPO, *args], capture_output=True, text=True,
+    return subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True,
                           check=True, timeout=30).stdout.strip()
   try:
     return {"commit": git("rev-parse", "HEAD"),
@@ -54,7 +54,7 @@ def git_state():
 def repo_relative(path):
   """`path` relative to the repository root when it lies inside it, else absolute."""
   path = os.path.abspath(path)
-  rel = os.path.relpath(path, REPO)
+  rel = os.path.relpath(path, ROOT)
   return path if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
 
 

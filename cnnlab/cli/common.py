@@ -12,10 +12,10 @@ import sys
 from absl import app, flags, logging
 
 from cnnlab.errors import UserError, closest
+from cnnlab.repo import ROOT
 
 PROG = "cnnlab"
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT_CONFIG = os.path.join(REPO, "experiments", "textbook.py")  # every command's --config
+DEFAULT_CONFIG = os.path.join(ROOT, "experiments", "textbook.py")  # every command's --config
 HELP_FLAGS = ("-h", "--help", "-help", "--helpshort", "-?")
 
 
@@ -99,7 +99,7 @@ def help_text(module, command):
     lines.append("  --config.FIELD=value: set any field of the config; "
                  "`./launch.sh config` lists them all")
   lines += ["", f"`./launch.sh {command} --helpfull` adds absl's own flags."]
-  return "\n".join(lines).replace(REPO + os.sep, "")
+  return "\n".join(lines).replace(ROOT + os.sep, "")
 
 
 def _help_requested(argv):
