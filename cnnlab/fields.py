@@ -51,6 +51,10 @@ FIELDS = {
         "augment.erase_aspect": "erased rectangle's smallest aspect ratio (up to its inverse)",
         "eval_flip_tta": "evaluate each image and its mirror (averaged logits)",
     },
+    "speedrun": {
+        "speedrun.target": "`speedrun`: the test accuracy every seed must reach",
+        "speedrun.time_limit_s": "`speedrun`: seconds from a cold process to reach it; 0 = none",
+    },
     "scale": {
         "num_seeds": "S > 1: seeds seed..seed+S-1 in one vmapped program, mean +- std",
         "num_devices": "data parallel over N devices; 0 = all local devices",

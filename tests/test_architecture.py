@@ -109,7 +109,7 @@ def test_a_command_is_one_file_found_by_its_name():
            if f.endswith(".py") and not f.startswith("_") and f != "common.py"}
   table = commands()
   assert set(table) == files == {"bench", "config", "conv", "edges", "predict", "runs",
-                                 "summary", "sweep", "train", "viz"}
+                                 "speedrun", "summary", "sweep", "train", "viz"}
   assert all(text and not text.startswith("`") for text in table.values()), table
 
 

@@ -5,11 +5,13 @@ the machine, the library versions and the git commit, and name the config by its
 the repository: an absolute path only says where one checkout happened to live.
 """
 
+import datetime
 import json
 import os
 import platform
 import subprocess
 
+from cnnlab import files
 from cnnlab.repo import ROOT
 
 
@@ -66,6 +68,14 @@ def config_overrides(argv):
     if arg.startswith("--config."):
       out.append(arg if "=" in arg or i + 1 == len(argv) or argv[i + 1].startswith("--")
                  else f"{arg}={argv[i + 1]}")
+  return out
+
+
+def out_path(out, ext=".json"):
+  """`out`, else bench/results/<UTC timestamp><ext>; its directory created and writable."""
+  stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+  out = out or os.path.join("bench", "results", stamp + ext)
+  files.writable_dir(os.path.dirname(out) or ".", "out")
   return out
 
 

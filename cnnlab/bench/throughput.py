@@ -11,6 +11,7 @@ import json
 import os
 import resource
 import statistics
+import sys
 import tempfile
 import time
 
@@ -22,9 +23,26 @@ from cnnlab import data
 from cnnlab.compilation import compile_options
 from cnnlab.bench.child import run_python
 from cnnlab.bench.record import machine_info
+from cnnlab.errors import UserError
 from cnnlab.train import state as state_lib
 from cnnlab.train import step as step_lib
 from cnnlab.train.evaluate import evaluate
+
+
+def baseline(against):
+  """--against resolved to torch or none: auto takes PyTorch when it imports, else notes it."""
+  if against == "none":
+    return "none"
+  try:
+    import torch  # noqa: F401
+    return "torch"
+  except ImportError:
+    if against == "torch":
+      raise UserError("--against=torch needs PyTorch (pip install -e '.[bench]', or torch's "
+                      "CPU build); or pass --against=none") from None
+  print("cnnlab: note: PyTorch is not installed, so cnnlab is measured alone "
+        "(pip install -e '.[bench]' adds the comparison)", file=sys.stderr, flush=True)
+  return "none"
 
 
 def matmul_gflops(n=1024, steps=5):
