@@ -9,12 +9,9 @@ not reached shows by how much and by when. `./launch.sh speedrun --plot=A.json,B
 
 import json
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")  # files only
-import matplotlib.pyplot as plt  # noqa: E402
-
-from cnnlab.errors import UserError  # noqa: E402
+from cnnlab.errors import UserError
 
 
 def load(path):

@@ -6,14 +6,12 @@ nothing here reads files or runs a model, so every figure works for any model of
 """
 
 import math
-import sys
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-if "ipykernel" not in sys.modules:
-  matplotlib.use("Agg")  # files only, no display needed; a notebook keeps its inline backend
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from cnnlab import rundir
 
 KERNEL_RANGE = (-0.5, 0.5)  # the course's fixed colour range for first-layer kernels
 IMAGE_CMAP, IMAGE_RANGE = "gray", (0, 255)  # input images as the data has them: light on black
@@ -135,7 +133,7 @@ def training_curves(history):
       ax.text(0.5, 0.5, "no epochs recorded", ha="center", va="center")
     return fig
   epochs = [r["epoch"] for r in history]
-  best = min(history, key=lambda r: r["val_loss"])
+  best = rundir.best(history)
   for ax, key in zip(axes, ("loss", "accuracy")):
     ax.plot(epochs, [r[f"train_{key}"] for r in history], "o-", label="train")
     ax.plot(epochs, [r[f"val_{key}"] for r in history], "s-", label="validation")
@@ -235,16 +233,17 @@ def model_diagram(table, input_shape, title="model"):
 
 
 def probability_chart(probs, names, image=None, title=""):
-  """Bar chart of all class probabilities of one image, next to the image the model saw."""
+  """Bar chart of all class probabilities of one image, next to the image the model saw
+  (H x W or H x W x C, titled with its size)."""
   probs = np.asarray(probs).reshape(-1)
   ncols = 2 if image is not None else 1
   fig, axes = plt.subplots(1, ncols, figsize=(3 * ncols + 4, 3.4), squeeze=False,
                            gridspec_kw={"width_ratios": [1, 2.6][-ncols:]})
   axes = axes.ravel()
   if image is not None:
-    axes[0].imshow(np.asarray(image).squeeze(), cmap=IMAGE_CMAP, vmin=IMAGE_RANGE[0],
-                   vmax=IMAGE_RANGE[1])
-    axes[0].set_title("model input (28x28)", fontsize=9)
+    shown = np.asarray(image).squeeze()  # (1, H, W, 1) -> (H, W); colour keeps (H, W, 3)
+    axes[0].imshow(shown, cmap=IMAGE_CMAP, vmin=IMAGE_RANGE[0], vmax=IMAGE_RANGE[1])
+    axes[0].set_title(f"model input ({shown.shape[0]}x{shown.shape[1]})", fontsize=9)
     axes[0].set_axis_off()
   ax = axes[-1]
   best = int(probs.argmax())
