@@ -13,7 +13,7 @@ CNNLAB = os.path.join(REPO, "cnnlab")
 LAYERS = [
     ["errors", "fields", "files", "supervisor", "repo"],
     ["data", "augment", "ops", "pooling", "parallel", "rundir", "checkpoint", "compilation"],
-    ["shapes"],
+    ["shapes", "calculator"],
     ["models"],
     ["train.state"],
     ["config", "train.step"],
