@@ -33,8 +33,9 @@ _TIME_LIMIT = flags.DEFINE_float("time_limit", None, "seconds a seed has to reac
                                  "(default: the config's speedrun.time_limit_s; 0 = none)")
 _PLOT = flags.DEFINE_list("plot", None, "instead of measuring: draw these records (JSON files) "
                           "as test accuracy against seconds, one panel per target, to --out")
-_OUT = flags.DEFINE_string("out", None, "the record's path (default bench/results/<UTC "
-                           "timestamp>.json); with --plot the figure's (.png, .pdf or .svg)")
+_OUT = flags.DEFINE_string(
+    "out", None, "the record's path (default bench/results/<UTC timestamp>.json); with --plot "
+    "the figure's (.png, .pdf or .svg)")
 
 
 def main(argv):
