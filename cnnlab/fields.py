@@ -51,6 +51,10 @@ FIELDS = {
         "augment.erase_aspect": "erased rectangle's smallest aspect ratio (up to its inverse)",
         "eval_flip_tta": "evaluate each image and its mirror (averaged logits)",
     },
+    "speedrun": {
+        "speedrun.target": "`speedrun`: the test accuracy every seed must reach",
+        "speedrun.time_limit_s": "`speedrun`: seconds from a cold process to reach it; 0 = none",
+    },
     "scale": {
         "num_seeds": "S > 1: seeds seed..seed+S-1 in one vmapped program, mean +- std",
         "num_devices": "data parallel over N devices; 0 = all local devices",
@@ -91,3 +95,8 @@ def meaning(key):
   if key.startswith("model.") and key != "model.name":
     return MODEL_HYPERPARAMETERS.get(key[len("model."):], "")
   return next((fields[key] for fields in FIELDS.values() if key in fields), "")
+
+
+def format_value(value):
+  """A field's value as names and tables write it: floats by repr (1e-3 -> 0.001), else str."""
+  return repr(value) if isinstance(value, float) else str(value)

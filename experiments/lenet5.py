@@ -1,15 +1,9 @@
-"""LeNet-5 (LeCun et al. 1998) on MNIST, the dataset it was designed for: tanh, average pools.
+"""LeNet-5 (LeCun et al. 1998) on MNIST, the dataset it was designed for: tanh, average pools;
+Adam replaces the paper's optimizer, no augmentation (digits are not mirror-symmetric).
+`--config.model.name=lenet5_relu` gives the modern ReLU/max-pool variant.
 
 Run:     ./launch.sh train --config=experiments/lenet5.py --workdir=runs/lenet5
-Expect:  test accuracy ~0.99 (the paper: 0.95% error without distortions); expected, not yet
-         measured (MNIST's IDX files are not installed on the dev machine: this run needs
-         /usr/share/datasets/mnist, --data_dir=DIR, or network access for TFDS).
-Cost:    61,706 parameters and ~0.4M multiply-adds per image (28x28 padded to 32x32): a
-         128-image training step took 87 ms with the machine shared (load ~7 on 2 cores),
-         so 10 epochs of 48,000 images take ~6 minutes there, less on an idle machine.
-Why:     Adam replaces the paper's per-parameter stochastic diagonal Levenberg-Marquardt;
-         no augmentation (no flips: digits are not mirror-symmetric) to stay close to the paper.
-         `--config.model.name=lenet5_relu` gives the modern ReLU/max-pool variant.
+Expect:  test ~0.99 (the paper: 0.95% error); not yet measured on MNIST (docs/results.md).
 """
 
 import ml_collections

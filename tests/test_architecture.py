@@ -11,16 +11,18 @@ from conftest import REPO
 CNNLAB = os.path.join(REPO, "cnnlab")
 # Each module's layer: a module may import only from its own layer or below (lazily too).
 LAYERS = [
-    ["errors", "fields", "files", "supervisor", "download"],
+    ["errors", "fields", "files", "supervisor", "download", "repo"],
     ["data", "augment", "ops", "pooling", "parallel", "rundir", "checkpoint", "compilation"],
-    ["shapes"],
+    ["shapes", "calculator"],
     ["models"],
     ["train.state"],
     ["config", "train.step"],
     ["train.evaluate"],
     ["train.epochs", "train.epoch_log"],
     ["train.loop", "train"],
-    ["inspect", "sweep", "bench"],
+    ["inspect"],
+    ["bench"],
+    ["sweep"],
     ["cli"],
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
@@ -76,6 +78,15 @@ def test_the_control_fails_when_a_rule_is_broken(tmp_path):
   assert [_rank(i) for i in _imports(str(bad))] == [RANK["models"]] and RANK["models"] > RANK["ops"]
 
 
+def test_inspect_sweep_and_bench_are_layers_so_a_cycle_between_them_fails(tmp_path):
+  """inspect/runs.py importing the sweep's grid (while the sweep's report imports inspect)
+  was a cycle when the three shared a layer; now the lower one importing the upper fails."""
+  bad = tmp_path / "runs.py"
+  bad.write_text("from cnnlab.sweep.grid import point_name\n")
+  assert [_rank(i) for i in _imports(str(bad))] == [RANK["sweep"]]
+  assert RANK["inspect"] < RANK["bench"] < RANK["sweep"] < RANK["cli"]
+
+
 RUN_FILES = ("config.json", "results.json", "metrics.jsonl", "timings.jsonl", "checkpoints",
              "stdout.log", "stderr.log", "sweep.json", "points.json", "tensorboard", "figures")
 
@@ -98,7 +109,7 @@ def test_a_command_is_one_file_found_by_its_name():
            if f.endswith(".py") and not f.startswith("_") and f != "common.py"}
   table = commands()
   assert set(table) == files == {"bench", "config", "conv", "edges", "export", "predict", "runs",
-                                 "summary", "sweep", "train", "viz"}
+                                 "speedrun", "summary", "sweep", "train", "viz"}
   assert all(text and not text.startswith("`") for text in table.values()), table
 
 

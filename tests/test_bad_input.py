@@ -128,15 +128,16 @@ def cases(g):
       "bench: batch size 0": (["bench", "--batch_sizes=0"], ["batch_sizes"], None),
       "bench: batch sizes not numbers": (["bench", "--batch_sizes=abc"], ["batch_sizes"], None),
       "bench: unknown baseline": (["bench", "--against=tensorflow"], ["against"], None),
-      "bench: target above 1": (["bench", "--time-to-accuracy=1.5"], ["time_to_accuracy"], None),
-      "bench: target 0": (["bench", "--time_to_accuracy=0"], ["time_to_accuracy"], None),
-      "bench: negative time limit": (["bench", "--time_to_accuracy=0.91", "--time_limit=-5"], ["time_limit"], None),
       "bench: one seed": (["bench", "--seeds_vs_sequential=1"], ["seeds_vs_sequential"], None),
-      "bench: two modes": (["bench", "--time_to_accuracy=0.9", "--seeds_vs_sequential=2"], ["one of them"], None),
-      "bench: unknown model (timing)": (["bench", "--time_to_accuracy=0.91", "--config.model.name=resnet"], ["unknown model"], None),
       "bench: unknown model": (["bench", "--against=none", "--config.model.name=resnet"], ["unknown model"], None),
-      "bench: plot a non-record": (["bench", f"--plot={g}/not_an_image.png", f"--out={g}/curve.png"], ["not_an_image.png", "JSON"], None),
-      "bench: plot to a .json": (["bench", "--plot=bench/results/speedrun-0.93-2026-12-02-2core.json", f"--out={g}/curve.json"], ["curve.json", ".png"], None),
+      # speedrun
+      "speedrun: target above 1": (["speedrun", "--target=1.5"], ["target", "(0, 1)"], None),
+      "speedrun: target 0": (["speedrun", "--config.speedrun.target=0"], ["target", "(0, 1)"], None),
+      "speedrun: negative time limit": (["speedrun", "--time_limit=-5"], ["time limit", ">= 0"], None),
+      "speedrun: no target": (["speedrun", f"--config={REPO}/experiments/fast.py"], ["speedrun.target", "--target=0.91"], None),
+      "speedrun: unknown model": (["speedrun", "--config.model.name=resnet"], ["unknown model"], None),
+      "speedrun: plot a non-record": (["speedrun", f"--plot={g}/not_an_image.png", f"--out={g}/curve.png"], ["not_an_image.png", "JSON"], None),
+      "speedrun: plot to a .json": (["speedrun", "--plot=bench/results/speedrun-0.93-2026-12-02-2core.json", f"--out={g}/curve.json"], ["curve.json", ".png"], None),
       # sweep
       "sweep: no '='": (["sweep", SMOKE, "--sweep=config.seed", f"--workdir={g}/sw1"], ["config.seed"], None),
       "sweep: unknown key": (["sweep", SMOKE, "--sweep=config.optimizer.lr=1,2", f"--workdir={g}/sw2"], ["learning_rate"], None),
@@ -150,7 +151,7 @@ def cases(g):
 # The quick tier runs these; `--all` runs every case.
 QUICK = {"train: unknown model", "train: batch 0", "train: missing data dir",
          "train: resume another model", "viz: unknown layer", "predict: not an image",
-         "conv: stride 0", "sweep: unknown key", "bench: target above 1",
+         "conv: stride 0", "sweep: unknown key", "speedrun: target above 1",
          "export: keras of another model"}
 
 
@@ -188,8 +189,8 @@ def test_bad_input(outcomes, name):
     assert word in lines[0], (word, lines[0])
   assert proc.stdout == "", proc.stdout
   path = _watched(argv, workdir)
-  if path:  # every case but summary/conv/bench (they write nothing) names one
+  if path:  # every case but summary/conv/bench/speedrun (they write nothing) names one
     assert before[name] == after[name], f"{path} was " + (
         "created" if before[name] == "absent" else "changed")
   else:
-    assert argv[0] in ("summary", "conv", "bench"), argv
+    assert argv[0] in ("summary", "conv", "bench", "speedrun"), argv

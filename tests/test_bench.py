@@ -1,7 +1,8 @@
-"""`bench`: the throughput record and the time-to-accuracy runs, end to end on tiny configs.
+"""`bench` and `speedrun`: the throughput record and the time-to-accuracy runs, end to end on
+tiny configs.
 
 These check what the JSON holds and that the runs are real (fresh processes, the test set
-read, the same numbers each time); the speed itself is measured by `./launch.sh bench`.
+read, the same numbers each time); the speed itself is measured by `./launch.sh bench`/`speedrun`.
 """
 
 import json
@@ -25,12 +26,12 @@ def _git_head():
 @needs_data
 def test_time_to_accuracy_runs_every_seed_in_a_cold_process_and_says_each_reached(tmp_path):
   out = tmp_path / "tta.json"
-  proc = run_cli("bench", "--time-to-accuracy=0.5", "--config=experiments/smoke.py",
+  proc = run_cli("speedrun", "--target=0.5", "--config=experiments/smoke.py",
                  f"--config.data_dir={DATA_DIR}", "--repeats=2", f"--out={out}")
   assert proc.returncode == 0, proc.stderr[-2000:]
   result = json.loads(out.read_text())
   assert (result["target"], result["seeds"], result["cache"]) == (0.5, [0, 1], "cold")
-  assert result["limit_s"] is None  # 0.5 is no speedrun target: no time limit
+  assert result["limit_s"] is None  # smoke.py has no speedrun fields: no time limit
   assert "warm" not in result  # --cache=cold (the default) runs no warm-cache reruns
   # The config as a path inside the repository, and what the record was made with.
   assert result["config"] == "experiments/smoke.py"
@@ -61,18 +62,18 @@ def test_time_to_accuracy_runs_every_seed_in_a_cold_process_and_says_each_reache
 
 
 @needs_data
-def test_time_to_accuracy_without_config_trains_the_targets_speedrun_config(tmp_path):
-  """--time-to-accuracy=0.91 alone picks experiments/speedrun_91.py and its 20 s limit (here
+def test_speedrun_without_config_trains_speedrun_91_to_its_target_and_limit(tmp_path):
+  """`speedrun` alone trains experiments/speedrun_91.py to 0.91 within its 20 s limit (here
   cut to one step, so it cannot reach 0.91: the record and table say which seed did not), with
   warm reruns."""
   out = tmp_path / "tta.json"
-  proc = run_cli("bench", "--time-to-accuracy=0.91", f"--config.data_dir={DATA_DIR}",
+  proc = run_cli("speedrun", f"--config.data_dir={DATA_DIR}",
                  "--config.train_size=64", "--config.batch_size=64", "--config.test_size=256",
                  "--config.num_epochs=1", "--repeats=1", "--cache=both", f"--out={out}")
   assert proc.returncode == 0, proc.stderr[-2000:]
   result = json.loads(out.read_text())
   assert result["config"] == "experiments/speedrun_91.py" and result["cache"] == "both"
-  assert result["limit_s"] == 20.0
+  assert (result["target"], result["limit_s"]) == (0.91, 20.0)
   for kind in ("cold", "warm"):
     summary = result[kind]
     (run,) = summary["runs"]
@@ -87,48 +88,48 @@ def test_time_to_accuracy_without_config_trains_the_targets_speedrun_config(tmp_
           == result["warm"]["runs"][0]["history"][0]["test_accuracy"])
 
 
-def test_time_to_accuracy_without_a_speedrun_config_or_config_is_refused_in_one_line(tmp_path):
-  proc = run_cli("bench", "--time-to-accuracy=0.5", f"--out={tmp_path}/t.json")
+def test_speedrun_of_a_config_without_a_target_is_refused_in_one_line(tmp_path):
+  proc = run_cli("speedrun", "--config=experiments/fast.py", f"--out={tmp_path}/t.json")
   line = one_line_error(proc)
-  assert line == ("cnnlab: error: --time_to_accuracy=0.5 has no speedrun config (only 0.91, "
-                  "0.93 and 0.94 have one); pass --config=FILE, e.g. --config=experiments/fast.py")
+  assert line == ("cnnlab: error: the config sets no speedrun target (config.speedrun.target); "
+                  "pass --target=0.91, or a speedrun config, e.g. "
+                  "--config=experiments/speedrun_91.py")
   assert not (tmp_path / "t.json").exists()
 
 
 def test_config_overrides_of_a_command_line_both_forms():
   from cnnlab.bench.record import config_overrides
-  argv = ["--time-to-accuracy=0.91", "--config.model.widths=(16,32)", "--config.seed", "3",
+  argv = ["--target=0.91", "--config.model.widths=(16,32)", "--config.seed", "3",
           "--repeats=1", "--config.data_dir", "--out=x.json"]
   assert config_overrides(argv) == ["--config.model.widths=(16,32)", "--config.seed=3",
                                     "--config.data_dir"]
 
 
-def test_speedrun_table_maps_each_target_to_its_file():
-  """Each target's config file exists, says its own command and holds valid fields."""
+SPEEDRUNS = {"speedrun_91": (0.91, 20.0), "speedrun_93": (0.93, 180.0),
+             "speedrun_94": (0.94, 900.0)}  # the targets and their time limits
+
+
+def test_each_speedrun_config_holds_its_target_and_limit_and_says_its_command():
   import importlib
   from cnnlab import config as config_lib
   from cnnlab.bench import speedrun
-  assert speedrun.CONFIGS == {0.91: "experiments/speedrun_91.py",
-                              0.93: "experiments/speedrun_93.py",
-                              0.94: "experiments/speedrun_94.py"}
-  assert speedrun.config_for(0.910) == "experiments/speedrun_91.py"
-  assert speedrun.config_for(0.92) is None
-  assert speedrun.LIMITS_S == {0.91: 20.0, 0.93: 180.0, 0.94: 900.0}  # issue #19's limits
-  assert speedrun.limit_for(0.93) == 180.0 and speedrun.limit_for(0.92) is None
-  for target, path in speedrun.CONFIGS.items():
-    module = importlib.import_module(path[:-3].replace("/", "."))
-    assert f"Run:     ./launch.sh bench --time-to-accuracy={target}" in module.__doc__
-    config_lib.check(module.get_config())
+  for name, (target, limit) in SPEEDRUNS.items():
+    module = importlib.import_module(f"experiments.{name}")
+    assert f"./launch.sh speedrun --config=experiments/{name}.py" in module.__doc__
+    config = module.get_config()
+    config_lib.check(config)
+    assert speedrun.settings(config) == (target, limit)
+    assert speedrun.settings(config, 0.5, 0.0) == (0.5, None)  # the flags win; 0 = no limit
 
 
 @needs_data
-@pytest.mark.parametrize("target", [0.93, 0.94])  # 0.91's trains in the test above
-def test_speedrun_config_trains_a_step(target):
+@pytest.mark.parametrize("name", ["speedrun_93", "speedrun_94"])  # 91 trains above
+def test_speedrun_config_trains_a_step(name):
   """One real training step (train_size = one batch) and a test evaluation through the
   time-to-accuracy run itself; a time limit of 0 s stops it after that first epoch of two."""
   import importlib
-  from cnnlab.bench import speedrun, time_to_accuracy
-  config = importlib.import_module(speedrun.CONFIGS[target][:-3].replace("/", ".")).get_config()
+  from cnnlab.bench import time_to_accuracy
+  config = importlib.import_module(f"experiments.{name}").get_config()
   config.unlock()
   config.update(data_dir=DATA_DIR, batch_size=16, train_size=16, num_epochs=2, test_size=256,
                 eval_batch_size=64)  # batch 16: 2 image groups, not 8 (compile time)
@@ -244,5 +245,5 @@ def test_plot_draws_one_panel_per_target_from_the_committed_records(tmp_path):
                                                       abs=5e-5)
   assert panels[0].get_xlim()[1] == pytest.approx(1.05 * 37.54, abs=0.05)  # past the 20 s limit
   out = tmp_path / "curve.png"
-  proc = run_cli("bench", f"--plot={','.join(paths)}", f"--out={out}")
+  proc = run_cli("speedrun", f"--plot={','.join(paths)}", f"--out={out}")
   assert proc.returncode == 0 and out.read_bytes()[:4] == b"\x89PNG", proc.stderr[-2000:]

@@ -72,6 +72,25 @@ def test_mistakes_are_drawn_like_every_other_image_light_on_black():
   assert {ax.title.get_fontsize() for ax in fig.axes} == {9}
 
 
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (1, 64, 48, 1)])
+def test_probability_chart_titles_the_input_with_its_own_size(shape):
+  """The chart says the size of the image the model saw, not Fashion-MNIST's 28x28 always."""
+  image = np.zeros(shape, np.uint8)
+  chart = plots.probability_chart(np.full(10, 0.1), NAMES, image)
+  height, width = [n for n in shape if n not in (1, 3)][:2]
+  assert chart.axes[0].get_title() == f"model input ({height}x{width})"
+
+
+def test_importing_the_figure_modules_leaves_the_matplotlib_backend_alone():
+  """A notebook that imports cnnlab keeps its backend: only the commands choose Agg."""
+  import subprocess
+  import sys
+  code = ("import matplotlib; matplotlib.use('svg'); import cnnlab.inspect.plots, "
+          "cnnlab.bench.curves, cnnlab.inspect.report; print(matplotlib.get_backend())")
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  assert proc.stdout.strip() == "svg"
+
+
 @pytest.mark.parametrize("values,scale", [((1e-4, 3e-4, 1e-3, 3e-3), "log"),
                                           ((0.3, 0.4, 0.5), "linear")])
 def test_sweep_plot_puts_log_spaced_values_on_a_log_axis(values, scale, monkeypatch, tmp_path):

@@ -11,7 +11,7 @@ from PIL import Image
 
 from cnnlab import files, rundir
 from cnnlab.inspect import inputs, layers, plots, predict, restore
-from cnnlab.inspect.report import write_figures
+from cnnlab.inspect.report import Figures, write_figures
 from cnnlab.train import state as state_lib
 from cnnlab.errors import UserError
 from cnnlab.models import MODELS
@@ -35,8 +35,8 @@ def test_viz_writes_every_figure_as_a_sensible_png(smoke_run, tmp_path, monkeypa
   logs, drawn, save = [], {}, plots.save
   monkeypatch.setattr(plots, "save", lambda fig, path: save(drawn.setdefault(
       os.path.basename(path), fig), path))
-  paths = write_figures(smoke_run[0], out=str(tmp_path / "figs"), mistakes=8, log=logs.append,
-                        kernel_range="max")
+  paths = write_figures(smoke_run[0], str(tmp_path / "figs"),
+                        Figures(mistakes=8, kernel_range="max"), log=logs.append)
   assert {os.path.basename(p) for p in paths} == FIGURES == set(drawn)
   # --kernel_range=max: the colour bar spans +-max |w| of the kernels shown (conv1 has one
   # input channel, so the panels are the weights themselves).
@@ -155,9 +155,9 @@ def test_textbook_table_matches_the_course_summary(restored):
 def test_unknown_layer_lists_the_valid_ones(smoke_run, tmp_path):
   with pytest.raises(UserError, match=r"'conv3' \(did you mean 'conv.'\?\); its conv layers: "
                                       r"conv1, conv2"):
-    write_figures(smoke_run[0], out=str(tmp_path), layers=["conv3"])
+    write_figures(smoke_run[0], str(tmp_path), Figures(layers=("conv3",)))
   with pytest.raises(UserError, match="out of range"):
-    write_figures(smoke_run[0], out=str(tmp_path), index=60_000)
+    write_figures(smoke_run[0], str(tmp_path), Figures(index=60_000))
 
 
 @pytest.mark.slow
@@ -221,7 +221,7 @@ def test_viz_of_other_registry_models(name, tmp_path):
   checkpoint.save(mngr, 0, state, step_lib.zero_sums(), {})
   mngr.close()
   logs = []
-  paths = write_figures(workdir, mistakes=4, log=logs.append)
+  paths = write_figures(workdir, figures=Figures(mistakes=4), log=logs.append)
   convs = {"fashion_dnn": [], "fashion_cnn_bn": ["conv1", "conv2"]}[name]
   expected = {"confusion.png", "mistakes.png", "model.png"}  # no epoch recorded: no curves
   assert "no epoch has finished yet, so there are no training curves (curves.png)" in logs

@@ -1,13 +1,11 @@
 """Benchmarks time fresh processes (start-up, imports, data and compilation all count)."""
 
-import os
 import re
 import subprocess
 import sys
 
+from cnnlab import repo
 from cnnlab.errors import UserError
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run_python(args, env=None):
@@ -16,8 +14,7 @@ def run_python(args, env=None):
   A failing child becomes one UserError line: the last line of its stderr, which for a
   UserError or other exception is its message (no traceback reaches the user).
   """
-  env = dict(os.environ if env is None else env)
-  env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
+  env = repo.child_env(env)
   proc = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True)
   if proc.returncode:
     lines = [l for l in proc.stderr.splitlines() if l.strip()]

@@ -1,20 +1,17 @@
 """Speedrun curves: test accuracy against seconds from a cold process, one panel per record.
 
-`figure(records)` draws the `bench --time-to-accuracy` records (bench/results/speedrun-*.json)
-as issue #19 asks to show them: every seed's accuracy after each epoch at the second it was
+`figure(records)` draws the `speedrun` records (bench/results/speedrun-*.json)
+as speedruns are judged: every seed's accuracy after each epoch at the second it was
 measured, the target as a dashed line and the time limit as a dotted one, so a target that is
-not reached shows by how much and by when. `./launch.sh bench --plot=A.json,B.json
+not reached shows by how much and by when. `./launch.sh speedrun --plot=A.json,B.json
 --out=docs/figures/speedrun.png` writes it.
 """
 
 import json
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")  # files only
-import matplotlib.pyplot as plt  # noqa: E402
-
-from cnnlab.errors import UserError  # noqa: E402
+from cnnlab.errors import UserError
 
 
 def load(path):
@@ -24,9 +21,9 @@ def load(path):
       record = json.load(f)
   except (OSError, ValueError) as e:
     raise UserError(f"--plot: cannot read {path} as a JSON record ({e}); pass records "
-                    "written by bench --time_to_accuracy") from None
+                    "written by `speedrun`") from None
   if not isinstance(record, dict) or "target" not in record or "cold" not in record:
-    raise UserError(f"--plot: {path} is not a --time_to_accuracy record (no target and "
+    raise UserError(f"--plot: {path} is not a `speedrun` record (no target and "
                     "cold runs); pass bench/results/speedrun-*.json files")
   return record
 

@@ -5,12 +5,14 @@ the machine, the library versions and the git commit, and name the config by its
 the repository: an absolute path only says where one checkout happened to live.
 """
 
+import datetime
 import json
 import os
 import platform
 import subprocess
 
-from cnnlab.bench.child import REPO
+from cnnlab import files
+from cnnlab.repo import ROOT
 
 
 def machine_info():
@@ -42,7 +44,7 @@ def git_state():
   not say what was measured.
   """
   def git(*args):
-    return subprocess.run(["git", "-C", REPO, *args], capture_output=True, text=True,
+    return subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True,
                           check=True, timeout=30).stdout.strip()
   try:
     return {"commit": git("rev-parse", "HEAD"),
@@ -54,7 +56,7 @@ def git_state():
 def repo_relative(path):
   """`path` relative to the repository root when it lies inside it, else absolute."""
   path = os.path.abspath(path)
-  rel = os.path.relpath(path, REPO)
+  rel = os.path.relpath(path, ROOT)
   return path if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
 
 
@@ -66,6 +68,14 @@ def config_overrides(argv):
     if arg.startswith("--config."):
       out.append(arg if "=" in arg or i + 1 == len(argv) or argv[i + 1].startswith("--")
                  else f"{arg}={argv[i + 1]}")
+  return out
+
+
+def out_path(out, ext=".json"):
+  """`out`, else bench/results/<UTC timestamp><ext>; its directory created and writable."""
+  stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+  out = out or os.path.join("bench", "results", stamp + ext)
+  files.writable_dir(os.path.dirname(out) or ".", "out")
   return out
 
 

@@ -47,3 +47,10 @@ def seeds_vs_sequential(config, num_seeds, log=print):
           "sequential_each_s": walls, "speedup": sum(walls) / together,
           "test_accuracy_per_seed_vmapped": res["test_accuracy_per_seed"],
           "test_accuracy_per_seed_sequential": accs}
+
+
+def format_line(result):
+  """The record in one line: both wall times and the speed-up."""
+  n = result["num_seeds"]
+  return (f"{n} seeds: one vmapped program {result['vmapped_s']:.1f} s, {n} sequential runs "
+          f"{result['sequential_s']:.1f} s: {result['speedup']:.2f}x")

@@ -1,39 +1,27 @@
-"""The speedrun configs of issue #19: which experiments/ file `bench --time-to-accuracy=T` times.
+"""A speedrun's target and time limit: fields of its config, which the command line may override.
 
-The one table of target -> config. Kept free of JAX imports: cli/bench.py reads it before absl
-parses the command line, to pick the default --config.
+experiments/speedrun_91.py, speedrun_93.py and speedrun_94.py set `speedrun.target` (the test
+accuracy every seed must reach) and `speedrun.time_limit_s` (within how many seconds from a cold
+process; a seed's run stops at the first epoch that ends past them; 0 = no limit).
 """
 
-import os
-
-# Paths relative to the repository root.
-CONFIGS = {
-    0.91: os.path.join("experiments", "speedrun_91.py"),
-    0.93: os.path.join("experiments", "speedrun_93.py"),
-    0.94: os.path.join("experiments", "speedrun_94.py"),
-}
-
-# Issue #19's time limits: a seed reaches a target only if it does so within its limit, and a
-# run stops at the first epoch that ends past it (the clock ran out).
-LIMITS_S = {0.91: 20.0, 0.93: 180.0, 0.94: 900.0}
+from cnnlab.errors import UserError
 
 
-def config_for(target):
-  """The speedrun config's repo-relative path for `target` (0.91 == 0.910), or None."""
-  return CONFIGS.get(target)
-
-
-def limit_for(target):
-  """The target's time limit in seconds (issue #19), or None for a target without one."""
-  return LIMITS_S.get(target)
-
-
-def targets_text():
-  """'0.91, 0.93 and 0.94': the targets that have a speedrun config, for messages."""
-  names = [f"{t:g}" for t in sorted(CONFIGS)]
-  return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
-
-
-def limits_text():
-  """'0.91: 20 s, 0.93: 180 s, 0.94: 900 s', for help texts."""
-  return ", ".join(f"{t:g}: {s:g} s" for t, s in sorted(LIMITS_S.items()))
+def settings(config, target=None, time_limit=None):
+  """(target, limit in seconds or None): `target`/`time_limit` when given (the command's
+  --target/--time_limit), else the config's speedrun fields; one UserError line otherwise."""
+  fields = config.get("speedrun") or {}
+  target = fields.get("target") if target is None else target
+  if target is None:
+    raise UserError("the config sets no speedrun target (config.speedrun.target); pass "
+                    "--target=0.91, or a speedrun config, e.g. "
+                    "--config=experiments/speedrun_91.py")
+  if not 0.0 < target < 1.0:
+    raise UserError(f"the speedrun target {target} must be a test accuracy in (0, 1), "
+                    "e.g. --target=0.91")
+  limit = fields.get("time_limit_s", 0.0) if time_limit is None else time_limit
+  if limit < 0:
+    raise UserError(f"the time limit {limit} must be seconds >= 0 (0 = no limit), e.g. "
+                    "--time_limit=20")
+  return target, limit or None

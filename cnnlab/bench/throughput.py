@@ -4,13 +4,16 @@ torch.compile) in one process.
 This machine's CPU is shared and noisy, so every number is taken in rounds that alternate
 cnnlab, torch eager, torch.compile (and the matmul peak) at each batch size; ratios compare the
 same rounds.
-Batches are fixed random uint8 images on the device: throughput does not depend on content.
+cnnlab's side is the program `train` runs (train.epochs.make_job's jitted step: the batch
+gathered on the device, augmentation, the step, the epoch sums) over fixed random uint8 images
+on the device: throughput does not depend on content.
 """
 
 import json
 import os
 import resource
 import statistics
+import sys
 import tempfile
 import time
 
@@ -18,13 +21,32 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cnnlab import data
-from cnnlab.compilation import compile_options
+from cnnlab import data, parallel
 from cnnlab.bench.child import run_python
 from cnnlab.bench.record import machine_info
+from cnnlab.errors import UserError
+from cnnlab.train import epochs
 from cnnlab.train import state as state_lib
 from cnnlab.train import step as step_lib
 from cnnlab.train.evaluate import evaluate
+
+STEPS = 16  # distinct batches the timed steps cycle through, as an epoch's would
+
+
+def baseline(against):
+  """--against resolved to torch or none: auto takes PyTorch when it imports, else notes it."""
+  if against == "none":
+    return "none"
+  try:
+    import torch  # noqa: F401
+    return "torch"
+  except ImportError:
+    if against == "torch":
+      raise UserError("--against=torch needs PyTorch (pip install -e '.[bench]', or torch's "
+                      "CPU build); or pass --against=none") from None
+  print("cnnlab: note: PyTorch is not installed, so cnnlab is measured alone "
+        "(pip install -e '.[bench]' adds the comparison)", file=sys.stderr, flush=True)
+  return "none"
 
 
 def matmul_gflops(n=1024, steps=5):
@@ -40,32 +62,40 @@ def matmul_gflops(n=1024, steps=5):
 
 
 class JaxTrainer:
-  """A config's model, optimizer and jitted train/eval steps on one fixed device batch."""
+  """A config's training program at `batch_size`, as `train` builds it (train.epochs.make_job,
+  train.state.build), over STEPS batches of fixed random images on the device."""
 
   def __init__(self, config, batch_size, seed=0):
+    config = config.copy_and_resolve_references()
+    config.batch_size = config.eval_batch_size = batch_size
     self.batch_size = batch_size
     shape, classes = data.image_shape(config.dataset), data.num_classes(config.dataset)
-    tx = state_lib.make_optimizer(config.optimizer, total_steps=10_000)
-    self.state = state_lib.create_train_state(state_lib.model_of(config), tx,
-                                              jax.random.PRNGKey(seed), shape)
     rng = np.random.RandomState(seed)
-    self.batch = {"image": jnp.asarray(rng.randint(0, 256, (batch_size, *shape)), jnp.uint8),
-                  "label": jnp.asarray(rng.randint(0, classes, batch_size), jnp.int32)}
-    self.eval_batch = dict(self.batch, mask=jnp.ones(batch_size, bool))
-    self.train_step = jax.jit(step_lib.train_step, donate_argnums=0,
-                              compiler_options=compile_options())
+    images = rng.randint(0, 256, (STEPS * batch_size, *shape)).astype(np.uint8)
+    labels = rng.randint(0, classes, STEPS * batch_size).astype(np.int32)
+    self.job = epochs.make_job(config, parallel.make_mesh(config.num_devices), (images, labels),
+                               (images[:batch_size], labels[:batch_size]))
+    _, state = state_lib.build(config, self.job.steps_per_epoch, images)
+    self.state = jax.device_put(state, self.job.replicated)
+    self.sums = jax.device_put(step_lib.zero_sums(self.job.seeds), self.job.replicated)
+    self.data = (self.job.images, self.job.labels,
+                 self.job.epoch_order(self.state.step, self.state.rng))
+
+  def _step(self):
+    self.state, self.sums = self.job.train_batch(self.state, self.sums, *self.data)
 
   def compile_seconds(self):
     """Wall time of the first train step: trace + compile + run."""
     start = time.perf_counter()
-    self.state, metrics = self.train_step(self.state, self.batch)
-    jax.block_until_ready(metrics)
+    self._step()
+    jax.block_until_ready(self.sums)
     return time.perf_counter() - start
 
   def flops_per_image(self):
     """XLA's own FLOP count of one compiled train step, per image (None if not reported)."""
     try:
-      cost = self.train_step.lower(self.state, self.batch).compile().cost_analysis()
+      lowered = self.job.train_batch.lower(self.state, self.sums, *self.data)
+      cost = lowered.compile().cost_analysis()
       cost = cost[0] if isinstance(cost, (list, tuple)) else cost
       return float(cost["flops"]) / self.batch_size
     except Exception:  # cost analysis is best-effort and backend-dependent
@@ -74,15 +104,15 @@ class JaxTrainer:
   def run(self, steps_):
     start = time.perf_counter()
     for _ in range(steps_):
-      self.state, metrics = self.train_step(self.state, self.batch)
-    jax.block_until_ready(metrics)
+      self._step()
+    jax.block_until_ready(self.sums)
     return steps_ * self.batch_size / (time.perf_counter() - start)
 
   def eval_images_per_s(self, steps_):
     """Images/s of cnnlab's evaluation (train.evaluate) over `steps_` batches."""
-    evaluate(self.state, [self.eval_batch])  # compile
+    evaluate(self.state, self.job.eval_batches, self.job.seeds)  # compile
     start = time.perf_counter()
-    evaluate(self.state, [self.eval_batch] * steps_)
+    evaluate(self.state, self.job.eval_batches * steps_, self.job.seeds)
     return steps_ * self.batch_size / (time.perf_counter() - start)
 
 

@@ -8,7 +8,7 @@ every epoch (a hook of the one epoch loop, train.epochs), stopping at the first 
 `measure(config, target, repeats)` runs it for seeds config.seed + 0..repeats-1, each in a
 fresh Python process so that interpreter start, imports, data loading and compilation all
 count: `cold` runs get an empty persistent compilation cache, `warm` runs (optional) the one
-their seed's cold run filled (a user's second run). Issue #19's targets ask every seed to
+their seed's cold run filled (a user's second run). A speedrun asks every seed to
 reach the accuracy, so the record says which did, not only a median.
 """
 
@@ -80,7 +80,7 @@ def measure(config, target, repeats=3, cache="cold", log=print, limit_s=None):
 
   `limit_s` (None: no limit) ends each run at the first epoch that ends past it; the
   summaries count the seeds that reached the target within it.
-  cache="cold": every run starts with an empty persistent compilation cache (issue #19's
+  cache="cold": every run starts with an empty persistent compilation cache (a speedrun's
   "cold process"); "warm": each seed is rerun with the cache its cold run filled, a user's
   second run (the filling run is not reported); "both" reports both, interleaved by seed.
   """

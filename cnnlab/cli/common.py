@@ -1,7 +1,7 @@
 """What every command shares: absl flags in, one clear line and exit code 2 out for user mistakes.
 
 absl alone exits 1 with the whole usage on a bad flag and shows tracebacks for a missing
-`--config` file or unknown `--config.key` (LESSONS.md); `run` rewrites those into one line.
+`--config` file or unknown `--config.key`; `run` rewrites those into one line.
 Unexpected errors keep their traceback (exit 1): they are bugs, not user mistakes.
 """
 
@@ -12,10 +12,11 @@ import sys
 from absl import app, flags, logging
 
 from cnnlab.errors import UserError, closest
+from cnnlab.repo import ROOT
 
 PROG = "cnnlab"
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT_CONFIG = os.path.join(REPO, "experiments", "textbook.py")  # every command's --config
+DEFAULT_CONFIG = os.path.join(ROOT, "experiments", "textbook.py")  # every command's --config
+SPEEDRUN_CONFIG = os.path.join(ROOT, "experiments", "speedrun_91.py")  # `speedrun`'s
 HELP_FLAGS = ("-h", "--help", "-help", "--helpshort", "-?")
 
 
@@ -64,7 +65,7 @@ def unknown_field(err, args=None):
 
 
 def _underscored(arg):
-  """--time-to-accuracy=0.91 -> --time_to_accuracy=0.91: absl names use underscores, people
+  """--time-limit=20 -> --time_limit=20: absl names use underscores, people
   often type hyphens. Values and config fields (--config.a.b) are left alone."""
   if not arg.startswith("--") or arg == "--":
     return arg
@@ -99,7 +100,7 @@ def help_text(module, command):
     lines.append("  --config.FIELD=value: set any field of the config; "
                  "`./launch.sh config` lists them all")
   lines += ["", f"`./launch.sh {command} --helpfull` adds absl's own flags."]
-  return "\n".join(lines).replace(REPO + os.sep, "")
+  return "\n".join(lines).replace(ROOT + os.sep, "")
 
 
 def _help_requested(argv):
@@ -168,6 +169,30 @@ def load_config(config_flag, flag_name="config"):
   except (AttributeError, ValueError, TypeError) as err:
     raise UserError(f"bad --{flag_name} override: {' '.join(str(err).split())}; check the field "
                     "name and type in the config file") from None
+
+
+def checked_config(config_flag):
+  """The flag's config, loaded and checked (config.check): mistakes as one line, before any
+  child process starts."""
+  config = load_config(config_flag)
+  from cnnlab import config as config_lib  # imports JAX
+  config_lib.check(config)
+  return config
+
+
+def write_record(out, result, table):
+  """A bench record of --config's run (bench.record.write): its path, overrides and machine."""
+  from ml_collections import config_flags
+  from cnnlab.bench import record
+  record.write(out, result, config_flags.get_config_filename(flags.FLAGS["config"]), table,
+               record.config_overrides(sys.argv[1:]))
+
+
+def setup_figures():
+  """Figures go to files: matplotlib's Agg backend, process-wide, for the commands that draw
+  (a notebook importing cnnlab keeps its own backend)."""
+  import matplotlib
+  matplotlib.use("Agg")
 
 
 def setup_jax():

@@ -30,9 +30,9 @@ def edge_responses(image):
 
 def save_figure(image, title, out):
   """Original plus both responses; a symmetric colour scale keeps sign (dark->light vs back)."""
-  import matplotlib
   import numpy as np
-  matplotlib.use("Agg")
+  from cnnlab.cli import common
+  common.setup_figures()
   import matplotlib.pyplot as plt
   vertical, horizontal = edge_responses(image)
   fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))

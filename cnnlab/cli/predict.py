@@ -41,6 +41,7 @@ def main(argv):
   rundir.Run(_WORKDIR.value).read_config()  # not a run: say so before JAX starts (~2 s)
   from cnnlab.cli import common
   common.setup_jax()
+  common.setup_figures()
   from cnnlab.inspect import plots, predict, restore
   probs, names, x, what, _ = predict.classify(
       _WORKDIR.value, _IMAGE.value, _INDEX.value, _SPLIT.value, _WHICH.value, _INVERT.value,

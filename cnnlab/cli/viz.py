@@ -42,9 +42,11 @@ def main(argv):
   rundir.Run(_WORKDIR.value).read_config()  # not a run: say so before JAX starts (~2 s)
   from cnnlab.cli import common
   common.setup_jax()
-  from cnnlab.inspect.report import write_figures  # after setup_jax: imports jax
-  for path in write_figures(_WORKDIR.value, _OUT.value, _WHICH.value, _LAYER.value,
-                            _SPLIT.value, _INDEX.value, _IMAGE.value, _INVERT.value,
-                            _MISTAKES.value, _DATA_DIR.value,
-                            kernel_range=_KERNEL_RANGE.value):
+  common.setup_figures()
+  from cnnlab.inspect import report  # after setup_jax: imports jax
+  figures = report.Figures(
+      which=_WHICH.value, layers=tuple(_LAYER.value), split=_SPLIT.value, index=_INDEX.value,
+      image=_IMAGE.value, invert=_INVERT.value, mistakes=_MISTAKES.value,
+      kernel_range=_KERNEL_RANGE.value, data_dir=_DATA_DIR.value)
+  for path in report.write_figures(_WORKDIR.value, _OUT.value, figures):
     print(path)

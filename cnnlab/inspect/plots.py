@@ -6,17 +6,16 @@ nothing here reads files or runs a model, so every figure works for any model of
 """
 
 import math
-import sys
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-if "ipykernel" not in sys.modules:
-  matplotlib.use("Agg")  # files only, no display needed; a notebook keeps its inline backend
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from cnnlab import rundir
 
 KERNEL_RANGE = (-0.5, 0.5)  # the course's fixed colour range for first-layer kernels
 IMAGE_CMAP, IMAGE_RANGE = "gray", (0, 255)  # input images as the data has them: light on black
+IMAGE_COLOURS = {"cmap": IMAGE_CMAP, "vmin": IMAGE_RANGE[0], "vmax": IMAGE_RANGE[1]}
 
 
 def save(fig, path, dpi=100):
@@ -33,14 +32,17 @@ def kernel_stats(kernel):
           "min": float(k.min()), "max": float(k.max())}
 
 
-def _grid(fig, rows, cols, images, vmin=None, vmax=None, cmap="viridis", labels=None,
-          top=None, right=0.99, fontsize=7):
-  axes = fig.subplots(rows, cols, squeeze=False)
-  if top is not None:  # tight panels under a title band of height 1 - top
+def _grid(fig, cols, images, colours=None, labels=None, fontsize=7, frame=None):
+  """`images` in rows of `cols` panels. colours: imshow's vmin/vmax/cmap (default viridis,
+  each panel its own range); frame (top, right): tight panels under a title band 1 - top."""
+  axes = fig.subplots(math.ceil(len(images) / cols), cols, squeeze=False)
+  if frame is not None:
+    top, right = frame
     fig.subplots_adjust(left=0.01, right=right, bottom=0.01, top=top, wspace=0.1, hspace=0.1)
+  colours = {"cmap": "viridis", **(colours or {})}
   for i, ax in enumerate(axes.ravel()):
     if i < len(images):
-      ax.imshow(images[i], vmin=vmin, vmax=vmax, cmap=cmap, interpolation="nearest")
+      ax.imshow(images[i], interpolation="nearest", **colours)
       if labels is not None:
         ax.set_title(labels[i], fontsize=fontsize, pad=2)
       ax.set_axis_off()
@@ -67,8 +69,8 @@ def kernel_grid(trained, untrained, layer="conv1", cols=16, max_panels=64, label
   top = float(max(np.abs(trained).max(), np.abs(untrained).max()))
   lo, hi = KERNEL_RANGE if scale == "course" else (-top, top)
   for sub, kernel, label in zip(fig.subfigures(2, 1), (trained, untrained), labels):
-    axes = _grid(sub, rows, cols, _kernel_images(kernel, max_panels), lo, hi,
-                 top=1 - 0.4 / height, right=0.9)
+    axes = _grid(sub, cols, _kernel_images(kernel, max_panels), {"vmin": lo, "vmax": hi},
+                 frame=(1 - 0.4 / height, 0.9))
     s = kernel_stats(kernel)
     sub.suptitle(f"{label}: mean {s['mean']:.3f}, std {s['std']:.3f}", fontsize=10)
   bar = fig.colorbar(axes[0, 0].images[0], cax=fig.add_axes([0.92, 0.08, 0.015, 0.84]))
@@ -118,8 +120,8 @@ def feature_map_grid(maps, layer="conv1", cols=8, max_panels=64, title=None):
   rows = math.ceil(n / cols)
   height = rows * 1.3 + 0.6
   fig = plt.figure(figsize=(cols * 1.1, height))
-  _grid(fig, rows, cols, [m[:, :, j] for j in range(n)], labels=[f"ch {j}" for j in range(n)],
-        top=1 - 0.6 / height, fontsize=8)
+  _grid(fig, cols, [m[:, :, j] for j in range(n)], labels=[f"ch {j}" for j in range(n)],
+        fontsize=8, frame=(1 - 0.6 / height, 0.99))
   more = f", first {n} of {m.shape[-1]}" if n < m.shape[-1] else ""
   fig.suptitle((title or f"{layer} feature maps ({'x'.join(map(str, m.shape))}{more})")
                + "\nchannel number above each map; each map has its own colour scale",
@@ -135,7 +137,7 @@ def training_curves(history):
       ax.text(0.5, 0.5, "no epochs recorded", ha="center", va="center")
     return fig
   epochs = [r["epoch"] for r in history]
-  best = min(history, key=lambda r: r["val_loss"])
+  best = rundir.best(history)
   for ax, key in zip(axes, ("loss", "accuracy")):
     ax.plot(epochs, [r[f"train_{key}"] for r in history], "o-", label="train")
     ax.plot(epochs, [r[f"val_{key}"] for r in history], "s-", label="validation")
@@ -201,8 +203,8 @@ def mistakes_grid(images, probs, labels, names, indices, cols=8, split="validati
   fig = plt.figure(figsize=(cols * 1.7, rows * 2.2 + 0.6))
   labels_txt = [f"#{i} true {names[labels[i]]}\npred {names[probs[i].argmax()]} "
                 f"{probs[i].max():.2f}" for i in indices]
-  _grid(fig, rows, cols, [np.asarray(images[i]).squeeze() for i in indices], *IMAGE_RANGE,
-        cmap=IMAGE_CMAP, labels=labels_txt, fontsize=9)
+  _grid(fig, cols, [np.asarray(images[i]).squeeze() for i in indices], IMAGE_COLOURS,
+        labels=labels_txt, fontsize=9)
   fig.suptitle(f"most confident mistakes on the {split} set", fontsize=11)
   fig.tight_layout()
   return fig
@@ -235,16 +237,17 @@ def model_diagram(table, input_shape, title="model"):
 
 
 def probability_chart(probs, names, image=None, title=""):
-  """Bar chart of all class probabilities of one image, next to the image the model saw."""
+  """Bar chart of all class probabilities of one image, next to the image the model saw
+  (H x W or H x W x C, titled with its size)."""
   probs = np.asarray(probs).reshape(-1)
   ncols = 2 if image is not None else 1
   fig, axes = plt.subplots(1, ncols, figsize=(3 * ncols + 4, 3.4), squeeze=False,
                            gridspec_kw={"width_ratios": [1, 2.6][-ncols:]})
   axes = axes.ravel()
   if image is not None:
-    axes[0].imshow(np.asarray(image).squeeze(), cmap=IMAGE_CMAP, vmin=IMAGE_RANGE[0],
-                   vmax=IMAGE_RANGE[1])
-    axes[0].set_title("model input (28x28)", fontsize=9)
+    shown = np.asarray(image).squeeze()  # (1, H, W, 1) -> (H, W); colour keeps (H, W, 3)
+    axes[0].imshow(shown, **IMAGE_COLOURS)
+    axes[0].set_title(f"model input ({shown.shape[0]}x{shown.shape[1]})", fontsize=9)
     axes[0].set_axis_off()
   ax = axes[-1]
   best = int(probs.argmax())

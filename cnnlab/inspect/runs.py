@@ -12,7 +12,7 @@ import os
 
 from cnnlab import rundir
 from cnnlab.errors import UserError
-from cnnlab.sweep.grid import format_value
+from cnnlab.fields import format_value
 
 NUMBERS = ("epochs", "best_epoch", "val_accuracy", "test_accuracy", "test_accuracy_std",
            "num_seeds", "wall_time_s", "images_per_s")

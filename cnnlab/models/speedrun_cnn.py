@@ -6,12 +6,9 @@ its pooled output (a quarter of the conv output, the smallest map); Dense(hidden
 -> ReLU follows, then the classifier. The whole trunk runs in image groups (layers.image_groups:
 cache locality on CPU, the same numbers) while both BatchNorms see the whole batch.
 
-Why there (validation split, one epoch of 48,000 images, seed 0, widths (16, 32), one-cycle
-Adam 1e-2): the same trunk without BatchNorm 0.9027 (experiments/fast.py's network); BatchNorm
-after the last conv only 0.9082; after dense1 only 0.9128; both 0.9173, at ~2,900 img/s
-against fast.py's ~3,170 (interleaved, batch 64). BatchNorm after every conv (conv-pool-BN-ReLU
-blocks, as airbench) learned less (0.9117) and ran at ~2,500 img/s: its batch statistics split
-the trunk into one image-group program per block.
+Why BatchNorm only there: it bought the most accuracy per second of the placements tried, and
+BatchNorm after every conv would split the trunk into one image-group program per block
+(the ablation: docs/performance.md, "Where speedrun_cnn's BatchNorm goes").
 With `whiten_eps` > 0, conv1 is airbench's frozen patch-whitening layer (whitening.py): its
 filters are +- the principal components of the training images' 3x3 patches, set from the
 data when a run starts (`init_from_data`, called by train.state.build) and never trained (its

@@ -7,6 +7,7 @@ import itertools
 import re
 
 from cnnlab.errors import UserError, closest
+from cnnlab.fields import format_value
 from cnnlab.rundir import flatten
 
 
@@ -90,10 +91,6 @@ def expand_grid(axes):
   """Cartesian product of [(key, values), ...] -> [{key: value}, ...], the last key fastest."""
   keys = [key for key, _ in axes]
   return [dict(zip(keys, combo)) for combo in itertools.product(*(v for _, v in axes))]
-
-
-def format_value(value):
-  return repr(value) if isinstance(value, float) else str(value)
 
 
 def point_name(point):

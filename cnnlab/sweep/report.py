@@ -4,8 +4,8 @@ table as CSV and Markdown, and a plot."""
 import signal
 
 from cnnlab import rundir
+from cnnlab.fields import format_value
 from cnnlab.inspect import runs
-from cnnlab.sweep.grid import format_value
 from cnnlab.sweep.runner import last_line
 
 

@@ -11,9 +11,7 @@ import signal
 import subprocess
 import time
 
-from cnnlab import rundir
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cnnlab import repo, rundir
 
 
 def last_line(workdir, offsets=(0, 0)):
@@ -35,10 +33,9 @@ def last_line(workdir, offsets=(0, 0)):
 
 def _start(argv, workdir, shared):
   os.makedirs(workdir, exist_ok=True)
-  env = dict(os.environ)
+  env = repo.child_env()
   if shared:  # JAX takes 75% of a GPU's memory up front: side by side, take what is used
     env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-  env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
   stamp = f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n"
   run = rundir.Run(workdir)
   with open(run.path(rundir.STDOUT), "a") as out, open(run.path(rundir.STDERR), "a") as err:

@@ -9,9 +9,7 @@ import os
 import shlex
 
 from cnnlab import rundir
-
-LAUNCH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "launch.sh")
+from cnnlab.repo import LAUNCH
 
 
 def command(args):
