@@ -9,6 +9,8 @@ import os
 import tempfile
 import time
 
+from cnnlab.inspect.reference_models import torch_textbook_cnn
+
 
 def _torch():
   try:
@@ -16,16 +18,6 @@ def _torch():
   except ImportError as err:  # pragma: no cover - depends on the machine
     raise ImportError("the PyTorch baseline needs torch: pip install torch (CPU build)") from err
   return torch
-
-
-def textbook_cnn_torch(dropout=0.4, num_classes=10):
-  """Conv32-pool-Conv64-pool-Dense100-dropout-Dense10, as in the course's PyTorch notebook."""
-  nn = _torch().nn
-  return nn.Sequential(
-      nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-      nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-      nn.Flatten(), nn.Linear(64 * 7 * 7, 100), nn.ReLU(), nn.Dropout(dropout),
-      nn.Linear(100, num_classes))
 
 
 class TorchTrainer:
@@ -40,7 +32,7 @@ class TorchTrainer:
     torch.set_num_threads(threads or os.cpu_count())
     torch.manual_seed(seed)
     self.batch_size = batch_size
-    self.model = textbook_cnn_torch()
+    self.model = torch_textbook_cnn(dropout=0.4)
     self.fmt = torch.channels_last if channels_last else torch.contiguous_format
     self.model = self.model.to(memory_format=self.fmt)
     self.model.train()
