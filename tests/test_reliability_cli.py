@@ -43,7 +43,7 @@ PROBE = r"""
 import os, sys
 import cnnlab.train
 from jax._src import xla_bridge
-def fake(config, workdir, resume=True, explicit=()):
+def fake(config, workdir, resume=True, on_purpose=()):
   print("XLA_FLAGS=" + os.environ.get("XLA_FLAGS", ""))
   print("backends initialised:", xla_bridge.backends_are_initialized())
 cnnlab.train.train_and_evaluate = fake
