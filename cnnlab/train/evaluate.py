@@ -51,20 +51,30 @@ def precompile(jitted, *args):
   XLA compiles without holding the GIL, so on a 2-core CPU the evaluation program compiles
   while the main thread compiles the training step. Pass the arrays themselves: their
   shardings (committed or not) are part of what the call will look up. Join the thread
-  before that call (a call during the compile compiles again); errors resurface there.
+  before that call (a call during the compile compiles again); join() raises its error.
   """
-
-  thread = threading.Thread(target=_compile_or_leave_to_call, args=(jitted, args), daemon=True)
+  thread = _Compile(jitted, args)
   thread.start()
   return thread
 
 
-def _compile_or_leave_to_call(jitted, args):
-  """A failed compile here is compiled again, and reported with a traceback, by the call."""
-  try:
-    jitted.lower(*args).compile()
-  except Exception:  # pylint: disable=broad-except  (the call's own compile raises it)
-    return
+class _Compile(threading.Thread):
+  """A compile on a background thread whose error is raised by join(), not lost."""
+
+  def __init__(self, jitted, args):
+    super().__init__(daemon=True)
+    self.jitted, self.args, self.error = jitted, args, None
+
+  def run(self):
+    try:
+      self.jitted.lower(*self.args).compile()
+    except Exception as err:  # pylint: disable=broad-except  (kept for join to raise)
+      self.error = err
+
+  def join(self, timeout=None):
+    super().join(timeout)
+    if self.error is not None:
+      raise self.error
 
 
 def precompile_evaluation(state, batches, num_seeds=1, flip_tta=False):
