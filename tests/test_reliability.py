@@ -17,7 +17,7 @@ from orbax.checkpoint._src.handlers import json_checkpoint_handler as jh
 from cnnlab import checkpoint
 from cnnlab.inspect import restore
 from cnnlab.train import state as state_lib
-from cnnlab import files, rundir
+from cnnlab import errors, files, rundir
 from cnnlab.train import step as step_lib
 from cnnlab.errors import UserError
 from cnnlab.train import train_and_evaluate
@@ -327,6 +327,7 @@ def test_disk_full_during_a_checkpoint_write_keeps_the_previous_one(
     return await write(self, x, directory)
 
   monkeypatch.setattr(jh.JsonCheckpointHandler, "_save_fn", full)
+  errors.quiet_background_tracebacks()  # as every command's set-up does (cli/common.py)
   workdir = str(tmp_path / "run")
   with pytest.raises(UserError) as err:
     train_and_evaluate(tiny(), workdir, log=quiet)
