@@ -1,20 +1,18 @@
 """Checkpoints: Orbax for the arrays, plus what Orbax does not do.
 
 Orbax writes atomically (a step directory only gets its final name when complete) but never
-checks content, has no lock, and can rotate away the newest step when asked to keep the best
-(../shared/LESSONS.md). So each step also stores a JSON record with a SHA-256 digest of the
-arrays; a restore that does not match (or holds NaN) falls back to the previous good step.
+checks content, has no lock, and can rotate away the newest step when asked to keep the best.
+So each step also stores a JSON record with a SHA-256 digest of the arrays; a restore that
+does not match (or holds NaN) falls back to the previous good step.
 
 This module owns the saved tree ({"state": TrainState, "sums": running epoch sums}) and the
-choice of the best step (lowest validation loss). Where the steps live is the caller's
-(rundir.Run.checkpoints_dir); nothing here knows any other file of a run.
+fallback rule (the best step, else the newest good one). Where the steps live and which step
+is best are the caller's (rundir.Run.checkpoints_dir, rundir.best); it imports only errors.
 """
 
-import logging
 import hashlib
 import os
 import shutil
-import sys
 import weakref
 
 import jax
@@ -23,48 +21,16 @@ import orbax.checkpoint as ocp
 from flax import serialization
 
 from cnnlab.errors import UserError, is_disk_full
-from cnnlab.rundir import BEST_METRIC, best  # noqa: F401 (the history's best epoch)
 
 _pending = weakref.WeakKeyDictionary()  # manager -> step of its save still in flight
+# What Orbax and TensorStore raise for a damaged, incomplete or foreign step (measured: bytes
+# flipped or truncated, JSON garbled -> ValueError; an item missing -> KeyError; a file gone
+# -> OSError). Anything else is a bug and keeps its traceback.
+_UNREADABLE = (ValueError, KeyError, OSError)
 
 
-def _quiet_disk_full(record):
-  """Drop Orbax's background tracebacks for a full disk: save()/wait() report it in one line."""
-  return not (record.exc_info and is_disk_full(record.exc_info[1]))
-
-
-logging.getLogger("absl").addFilter(_quiet_disk_full)
-
-
-def _quiet_orphaned_reads(record):
-  """Drop asyncio's "Task (or Future) exception was never retrieved" for the reads a failed
-  restore leaves behind (Orbax starts one per array); the restore's own error is reported in
-  one line. (A Future's shows up when two arrays of a damaged step fail: seen under load.)"""
-  return not str(record.msg).startswith(("Task exception was never retrieved",
-                                         "Future exception was never retrieved"))
-
-
-logging.getLogger("asyncio").addFilter(_quiet_orphaned_reads)
-
-
-def _quiet_closed_loop():
-  """After a failed restore, TensorStore completes orphaned reads into Orbax's closed event
-  loop, and each prints a traceback ("Event loop is closed"); the one-line warning suffices.
-  Installed at import: those callbacks can fire before the failed restore returns."""
-  previous = sys.unraisablehook
-  if getattr(previous, "cnnlab", False):
-    return
-
-  def hook(unraisable):
-    err = unraisable.exc_value
-    if not (isinstance(err, RuntimeError) and str(err) == "Event loop is closed"):
-      previous(unraisable)
-
-  hook.cnnlab = True
-  sys.unraisablehook = hook
-
-
-_quiet_closed_loop()
+class Unusable(ValueError):
+  """A step that cannot be restored as saved (damaged, incomplete, of another tree)."""
 
 
 def digest(tree):
@@ -82,13 +48,14 @@ def all_finite(tree):
              if np.issubdtype(np.asarray(x).dtype, np.floating))
 
 
-def manager(directory, read_only=False):
-  """An Orbax manager over `directory` keeping the 2 latest steps and the best one."""
-  policy = ocp.checkpoint_managers.AnyPreservationPolicy([
-      ocp.checkpoint_managers.LatestN(2),
-      ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: -m[BEST_METRIC], n=1,
-                                    keep_checkpoints_without_metrics=False),
-  ])
+def manager(directory, read_only=False, keep_lowest=None):
+  """An Orbax manager over `directory` keeping the 2 latest steps, and with `keep_lowest`
+  (the name of a metric saved with each step) also the step where it is lowest."""
+  keep = [ocp.checkpoint_managers.LatestN(2)]
+  if keep_lowest:
+    keep.append(ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: -m[keep_lowest], n=1,
+                                              keep_checkpoints_without_metrics=False))
+  policy = ocp.checkpoint_managers.AnyPreservationPolicy(keep)
   options = ocp.CheckpointManagerOptions(preservation_policy=policy, create=not read_only,
                                          cleanup_tmp_directories=not read_only,
                                          read_only=read_only)
@@ -123,8 +90,9 @@ def wait(mngr):
     raise
 
 
-def save(mngr, step, state, sums, meta, val_loss=None):
-  """Save host copies of the training state and epoch sums, and `meta` (JSON), as `step`.
+def save(mngr, step, state, sums, meta, metrics=None):
+  """Save host copies of the training state and epoch sums, and `meta` (JSON), as `step`;
+  `metrics` ({name: float}) are what the manager's keep_lowest reads.
 
   Non-finite trees are refused: rotation would otherwise push good steps out.
   """
@@ -134,7 +102,6 @@ def save(mngr, step, state, sums, meta, val_loss=None):
                     "checkpoint is kept. Lower the learning rate or set "
                     "--config.skip_nonfinite_updates=True")
   meta = dict(meta, step=int(step), digest=digest(host))
-  metrics = None if val_loss is None else {BEST_METRIC: float(val_loss)}
   wait(mngr)  # an error of the previous save is reported with that save's step
   try:
     mngr.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(host),
@@ -150,19 +117,22 @@ def save(mngr, step, state, sums, meta, val_loss=None):
 def restore(mngr, step, state, sums):
   """(state, sums, meta) of `step`, shaped like the templates and checked against its digest.
 
-  Raises ValueError when the step fails its checks.
+  Raises Unusable when the step cannot be read or fails its checks.
   """
   target = {"state": state, "sums": sums}
   template = jax.device_get(serialization.to_state_dict(target))
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype),
                           template)
-  out = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
-                                                   meta=ocp.args.JsonRestore()))
+  try:
+    out = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
+                                                     meta=ocp.args.JsonRestore()))
+  except _UNREADABLE as err:
+    raise Unusable(" ".join(str(err).split())) from err
   host, meta = jax.device_get(out["state"]), out["meta"]
   if meta.get("digest") != digest(host):
-    raise ValueError("its contents do not match the digest saved with it")
+    raise Unusable("its contents do not match the digest saved with it")
   if not all_finite(host):
-    raise ValueError("it holds non-finite values")
+    raise Unusable("it holds non-finite values")
   tree = serialization.from_state_dict(target, host)
   return tree["state"], tree["sums"], meta
 
@@ -170,19 +140,19 @@ def restore(mngr, step, state, sums):
 def restore_latest_good(mngr, state, sums, log=print, set_aside_to=None):
   """Restore the newest step that passes its checks: (state, sums, meta), or None.
 
-  A corrupt step is reported in one line and skipped (never deleted: a person may want it).
-  With `set_aside_to` (a run about to train on), the skipped newer steps are moved into
-  that directory once a good step is found, since Orbax never overwrites a step and would
-  refuse to save that step number again. If no step is good, nothing moves: that is more
-  likely a config mismatch than corruption.
+  An unusable step is reported in one line and skipped (never deleted: a person may want
+  it); any other error is a bug and propagates. With `set_aside_to` (a run about to train
+  on), the skipped newer steps are moved into that directory once a good step is found,
+  since Orbax never overwrites a step and would refuse to save that step number again. If
+  no step is good, nothing moves: that is more likely a config mismatch than corruption.
   """
   bad = []
   for step in sorted(mngr.all_steps(), reverse=True):
     try:
       restored = restore(mngr, step, state, sums)
-    except Exception as err:  # Orbax raises many types for damaged files.
+    except Unusable as err:
       log(f"cnnlab: warning: checkpoint step {step} in {mngr.directory} is unusable "
-          f"({' '.join(str(err).split())[:160]}); trying the previous one")
+          f"({str(err)[:160]}); trying the previous one")
       bad.append(step)
       continue
     if set_aside_to and bad:
@@ -191,17 +161,15 @@ def restore_latest_good(mngr, state, sums, log=print, set_aside_to=None):
   return None
 
 
-def restore_best(mngr, history, state, sums, log=print):
-  """The best step of `history` that is still on disk, else the latest good one; or None."""
-  on_disk = set(mngr.all_steps())  # one directory listing, not one per epoch
-  done = [r for r in history if r["step"] in on_disk]
-  if done:
-    step = best(done)["step"]
+def restore_best(mngr, best_step, state, sums, log=print):
+  """The one fallback rule: `best_step` if it is on disk and good, else the newest good step
+  (said in one line); (state, sums, meta) or None. best_step None: the newest good step."""
+  if best_step is not None and best_step in mngr.all_steps():
     try:
-      return restore(mngr, step, state, sums)
-    except Exception as err:  # fall back to the latest good step, but say so
-      log(f"cnnlab: warning: best checkpoint step {step} is unusable ({err}); "
-          "using the latest good one")
+      return restore(mngr, best_step, state, sums)
+    except Unusable as err:
+      log(f"cnnlab: warning: the best checkpoint step {best_step} is unusable "
+          f"({str(err)[:160]}); using the latest good one")
   return restore_latest_good(mngr, state, sums, log=log)
 
 
@@ -227,6 +195,6 @@ def saved_param_shapes(mngr):
   path = epath.Path(mngr.directory) / str(max(steps)) / "state"
   try:
     saved = ocp.StandardCheckpointHandler().metadata(path).tree["state"]["params"]
-  except Exception:  # unreadable metadata: restore's own integrity checks will speak
+  except _UNREADABLE:  # restore's own integrity checks will speak
     return None
   return jax.tree.map(lambda m: tuple(m.shape), saved)

@@ -2,8 +2,7 @@
 
 `check(config)` runs once, before any work: dataset, model and its hyperparameters,
 optimizer, sizes, augmentation, devices. `check_fits(config, num_train)` adds the one check
-that needs the data, and `check_resume(saved, config, workdir, explicit)` the one that needs a
-run (what a resume may change).
+that needs the data. What a resume may change is a run's lifecycle: train/lifecycle.py.
 """
 
 import math
@@ -13,12 +12,6 @@ from cnnlab.augment import DEFAULT_ERASE_AREA, DEFAULT_ERASE_ASPECT
 from cnnlab.errors import UserError, closest
 from cnnlab.models import create_model_from_config
 
-# Fields that define a run's trajectory: a resume must not change them.
-RUN_IDENTITY = ("dataset", "model", "optimizer", "batch_size", "seed", "split_seed",
-                "validation_fraction", "train_size", "label_smoothing", "num_seeds",
-                "augment", "dtype")
-# Where the data is read from, not what it is: never compared on resume.
-LOCATION = ("data_dir",)
 DTYPES = ("float32", "bfloat16")  # config.dtype: the models' computation dtype
 
 
@@ -141,52 +134,3 @@ def check_fits(config, num_train):
   if config.batch_size > num_train:
     raise UserError(f"config.batch_size {config.batch_size} is larger than the training set "
                     f"({num_train} images); use a smaller --config.batch_size")
-
-
-def check_resume(saved, config, workdir, explicit=()):
-  """The differences between `config` and a run's saved config.json that a resume may make:
-  {field: (saved, new)}. Any other difference is one UserError naming every such field.
-
-  The run's identity (RUN_IDENTITY) never changes. Any other field may change when the caller
-  sets it on purpose (`explicit`: dotted names, the command line's --config.FIELD overrides),
-  e.g. num_epochs to extend a run; a config file that merely differs is refused, so nothing
-  changes by accident. Fields the saved config lacks (added since it was written) and the
-  data's location (LOCATION) are not compared.
-  """
-  old, new = _flat(_plain(saved)), _flat(_plain(config.to_dict()))
-  added = {k for k in new if k.split(".")[0] in RUN_IDENTITY and k.split(".")[0] in saved}
-  differ = sorted(k for k in set(old) | added
-                  if k not in LOCATION and old.get(k, _ABSENT) != new.get(k, _ABSENT))
-  identity = [k for k in differ if k.split(".")[0] in RUN_IDENTITY]
-  unasked = [k for k in differ if k not in identity and k not in explicit]
-  if identity or unasked:
-    show = lambda tree, k: repr(tree[k]) if k in tree else "absent"
-    fields = ", ".join(f"{k} ({show(old, k)}, now {show(new, k)})" for k in identity + unasked)
-    fix = (f"resume it with ./launch.sh train --workdir={workdir} (it uses its own config.json)"
-           + (f", or pass --workdir={workdir} {' '.join(f'--config.{k}=...' for k in unasked)}"
-              " to change it on purpose" if unasked and not identity else "")
-           + ", or use a new --workdir")
-    raise UserError(f"workdir {workdir!r} holds a run with a different {fields}; {fix}")
-  return {k: (old.get(k), new.get(k)) for k in differ}
-
-
-_ABSENT = object()
-
-
-def _flat(tree, prefix=""):
-  """{"model": {"name": x}} -> {"model.name": x}."""
-  out = {}
-  for key, value in tree.items():
-    if isinstance(value, dict) and value:
-      out.update(_flat(value, f"{prefix}{key}."))
-    else:
-      out[f"{prefix}{key}"] = value
-  return out
-
-
-def _plain(value):
-  if isinstance(value, dict):
-    return {k: _plain(v) for k, v in value.items()}
-  if isinstance(value, (list, tuple)):
-    return [_plain(v) for v in value]
-  return value

@@ -6,6 +6,7 @@ and keeps its traceback. It subclasses ValueError so library callers can catch i
 
 import difflib
 import errno
+import logging
 import sys
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -32,3 +33,40 @@ def is_disk_full(err):
 def warn(message):
   """A warning line on stderr (warnings never go through a command's `log`)."""
   print(message, file=sys.stderr, flush=True)
+
+
+def quiet_background_tracebacks():
+  """Process-wide, for commands (cli/common.setup_jax calls it): drop the tracebacks that
+  Orbax's background threads print for a full disk or a failed checkpoint restore, which
+  cnnlab.checkpoint already reports in one line. Importing cnnlab changes nothing."""
+  logging.getLogger("absl").addFilter(_quiet_disk_full)
+  logging.getLogger("asyncio").addFilter(_quiet_orphaned_reads)
+  _quiet_closed_loop()
+
+
+def _quiet_disk_full(record):
+  """Orbax's background tracebacks for a full disk."""
+  return not (record.exc_info and is_disk_full(record.exc_info[1]))
+
+
+def _quiet_orphaned_reads(record):
+  """asyncio's "Task (or Future) exception was never retrieved" for the reads a failed
+  restore leaves behind (Orbax starts one per array)."""
+  return not str(record.msg).startswith(("Task exception was never retrieved",
+                                         "Future exception was never retrieved"))
+
+
+def _quiet_closed_loop():
+  """After a failed restore, TensorStore completes orphaned reads into Orbax's closed event
+  loop, and each prints a traceback ("Event loop is closed")."""
+  previous = sys.unraisablehook
+  if getattr(previous, "cnnlab", False):
+    return
+
+  def hook(unraisable):
+    err = unraisable.exc_value
+    if not (isinstance(err, RuntimeError) and str(err) == "Event loop is closed"):
+      previous(unraisable)
+
+  hook.cnnlab = True
+  sys.unraisablehook = hook

@@ -181,3 +181,9 @@ def stack_seeds(fn, seeds):
   import jax.numpy as jnp
   keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
   return jax.vmap(fn)(keys)
+
+
+def stacked(num_seeds):
+  """A run of `num_seeds` trains one stacked state (leading seed axis, programs vmapped) when
+  it has more than one; a single seed is the plain state, with no seed axis."""
+  return num_seeds > 1

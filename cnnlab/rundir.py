@@ -43,8 +43,14 @@ def best(history):
   return min(history, key=lambda r: r[BEST_METRIC]) if history else None
 
 
+def config_json(config):
+  """A ConfigDict as its config.json holds it (plain JSON: tuples become lists)."""
+  return json.loads(config.to_json_best_effort())
+
+
 def flatten(config, prefix=""):
-  """{'optimizer.learning_rate': 0.001, ...}: a config's (or config.json's) leaves by name."""
+  """{'optimizer.learning_rate': 0.001, ...}: a config's (or config.json's) leaves by name
+  (the one flattener: resume checks, the runs table, sweeps and TensorBoard's hparams)."""
   flat = {}
   for key, value in config.items():
     if hasattr(value, "items"):
@@ -96,18 +102,14 @@ class Run:
   has_config = property(lambda self: os.path.exists(self.path(CONFIG)))
   config_path = property(lambda self: self.path(CONFIG))
 
-  def create(self):
-    if self.primary:
-      writable_dir(self.dir)
-    return self
-
   @contextlib.contextmanager
   def created(self):
     """The directory, created for the `with` block. If the block fails before a checkpoint
     was saved in a directory it created, the directory is removed again: a command that
     fails early leaves nothing behind (an existing directory is never touched)."""
     new = self.primary and not os.path.exists(self.dir)
-    self.create()
+    if self.primary:
+      writable_dir(self.dir)
     try:
       yield self
     except BaseException:
@@ -152,7 +154,8 @@ class Run:
     return "interrupted" if self.has_checkpoints else "failed"
 
   def read_config(self):
-    """The ConfigDict this run was trained with (UserError when there is none)."""
+    """The ConfigDict this run was trained with (UserError when there is none); the same as
+    plain JSON: read_config_json."""
     if not os.path.isdir(self.dir):
       raise UserError(f"workdir {self.dir!r} does not exist; pass the --workdir of a training "
                       "run")
@@ -161,13 +164,13 @@ class Run:
                       "damaged); pass the --workdir of a training run")
     return ml_collections.ConfigDict(read_json(self.path(CONFIG)))
 
-  def read_saved_config(self):
-    """config.json as plain JSON (for comparing with a new config)."""
+  def read_config_json(self):
+    """config.json as plain JSON (for comparing with a new config, flattening)."""
     return read_json(self.path(CONFIG))
 
   def write_config(self, config):
     if self.primary:
-      write_json(self.path(CONFIG), json.loads(config.to_json_best_effort()))
+      write_json(self.path(CONFIG), config_json(config))
 
   def set_results_aside(self, epochs):
     """Rename results.json (a run about to be trained on) to results-epoch<epochs>.json; its path."""

@@ -17,7 +17,7 @@ from orbax.checkpoint._src.handlers import json_checkpoint_handler as jh
 from cnnlab import checkpoint
 from cnnlab.inspect import restore
 from cnnlab.train import state as state_lib
-from cnnlab import files, rundir
+from cnnlab import errors, files, rundir
 from cnnlab.train import step as step_lib
 from cnnlab.errors import UserError
 from cnnlab.train import train_and_evaluate
@@ -266,21 +266,44 @@ def test_skip_nonfinite_updates_skips_and_counts(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_damaged_best_step_at_the_end_tests_the_final_weights_with_a_warning(
+def test_a_damaged_best_step_at_the_end_falls_back_to_the_latest_good_step_with_a_warning(
     tmp_path, monkeypatch, capsys):
-  def damaged(mngr, step, state, sums):
-    raise ValueError("its contents do not match the digest saved with it")
-  monkeypatch.setattr(checkpoint, "restore", damaged)
+  restore, failed = checkpoint.restore, []
+
+  def damaged_once(mngr, step, state, sums):  # the best step's read fails its check
+    if not failed:
+      failed.append(step)
+      raise checkpoint.Unusable("its contents do not match the digest saved with it")
+    return restore(mngr, step, state, sums)
+
+  monkeypatch.setattr(checkpoint, "restore", damaged_once)
   workdir = str(tmp_path / "run")
   results = train_and_evaluate(tiny(num_epochs=2), workdir, log=quiet)
   err = capsys.readouterr().err.strip().splitlines()
-  assert len(err) == 1 and "best epoch's checkpoint" in err[0] and "final weights" in err[0]
+  assert err == [f"cnnlab: warning: the best checkpoint step {failed[0]} is unusable (its "
+                 "contents do not match the digest saved with it); using the latest good one"]
   assert os.path.exists(os.path.join(workdir, "results.json"))
-  # Here the best epoch is the last: the final weights give exactly the undamaged run's test.
+  # Here the best epoch is the last: the latest good step gives exactly the undamaged test.
   monkeypatch.undo()
   intact = train_and_evaluate(tiny(num_epochs=2), str(tmp_path / "intact"), log=quiet)
   drop = lambda r: {k: v for k, v in r.items() if k != "train_wall_time_s"}
   assert results["best_epoch"] == intact["best_epoch"] == 2 and drop(results) == drop(intact)
+
+
+def test_a_bug_while_restoring_is_its_own_error_not_an_unusable_checkpoint(
+    unfinished, monkeypatch):
+  """Only a step's own damage makes it unusable: a TypeError in restoring (injected into the
+  restore target) surfaces naming itself, for train and for viz/predict, and moves nothing."""
+  def buggy_target(target, state):
+    raise TypeError("injected bug in the restore target")
+
+  monkeypatch.setattr(checkpoint.serialization, "from_state_dict", buggy_target)
+  with pytest.raises(TypeError, match="injected bug in the restore target"):
+    train_and_evaluate(tiny(), unfinished, log=quiet)
+  with pytest.raises(TypeError, match="injected bug in the restore target"):
+    restore.load_run(unfinished)
+  assert _steps(unfinished) == [32, 48]
+  assert not os.path.exists(os.path.join(unfinished, rundir.UNUSABLE))
 
 
 def test_a_non_finite_state_is_never_checkpointed(tmp_path):
@@ -304,6 +327,7 @@ def test_disk_full_during_a_checkpoint_write_keeps_the_previous_one(
     return await write(self, x, directory)
 
   monkeypatch.setattr(jh.JsonCheckpointHandler, "_save_fn", full)
+  errors.quiet_background_tracebacks()  # as every command's set-up does (cli/common.py)
   workdir = str(tmp_path / "run")
   with pytest.raises(UserError) as err:
     train_and_evaluate(tiny(), workdir, log=quiet)

@@ -43,7 +43,7 @@ PROBE = r"""
 import os, sys
 import cnnlab.train
 from jax._src import xla_bridge
-def fake(config, workdir, resume=True, explicit=()):
+def fake(config, workdir, resume=True, on_purpose=()):
   print("XLA_FLAGS=" + os.environ.get("XLA_FLAGS", ""))
   print("backends initialised:", xla_bridge.backends_are_initialized())
 cnnlab.train.train_and_evaluate = fake
@@ -76,3 +76,15 @@ def test_a_flag_swallowed_as_a_path_is_refused(tmp_path):
   proc = run_cli("train", *TINY_FLAGS, "--workdir", "--config.num_epochs=1")
   one_line_error(proc, "--workdir", "looks like a flag")
   assert not os.path.exists(os.path.join(REPO, "--config.num_epochs=1"))
+
+
+def test_importing_the_library_changes_no_process_wide_setting():
+  """Quieting Orbax's background tracebacks is a command's set-up (cli/common.setup_jax), so
+  a notebook that imports cnnlab keeps its own logging filters and unraisable hook."""
+  probe = ("import logging, sys; hook = sys.unraisablehook; "
+           "import cnnlab.checkpoint, cnnlab.train.loop; "
+           "print(sys.unraisablehook is hook, logging.getLogger('absl').filters, "
+           "logging.getLogger('asyncio').filters)")
+  proc = subprocess.run([sys.executable, "-c", probe], env=dict(os.environ, PYTHONPATH=REPO),
+                        capture_output=True, text=True, timeout=120)
+  assert proc.stdout == "True [] []\n", proc.stderr[-3000:]

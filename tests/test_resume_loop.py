@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from cnnlab import config as config_lib
+from cnnlab.train import lifecycle
 from cnnlab import files, rundir
 from cnnlab.errors import UserError
 from conftest import DATA_DIR, REPO, needs_data, one_line_error, run_cli, smoke_config
@@ -105,14 +105,14 @@ def test_another_config_on_resume_is_one_line_naming_every_differing_field(finis
 def test_only_fields_set_on_purpose_may_change_and_never_the_identity():
   saved = json.loads(smoke_config().to_json_best_effort())
   longer = smoke_config(num_epochs=5, data_dir="/elsewhere")
-  assert config_lib.check_resume(saved, longer, "w", explicit=("num_epochs",)) == {
+  assert lifecycle.check_resume(saved, longer, "w", on_purpose=("num_epochs",)) == {
       "num_epochs": (2, 5)}  # data_dir is where the data is, not part of the run
   with pytest.raises(UserError, match=r"different num_epochs \(2, now 5\); .* or pass "
                                       r"--workdir=w --config.num_epochs=... to change it on "
                                       r"purpose, or use a new --workdir$"):
-    config_lib.check_resume(saved, longer, "w")  # a file that merely differs: an accident
+    lifecycle.check_resume(saved, longer, "w")  # a file that merely differs: an accident
   with pytest.raises(UserError, match=r"different batch_size \(32, now 64\); resume it"):
-    config_lib.check_resume(saved, smoke_config(batch_size=64), "w", explicit=("batch_size",))
+    lifecycle.check_resume(saved, smoke_config(batch_size=64), "w", on_purpose=("batch_size",))
 
 
 def test_an_early_stopped_run_needs_a_larger_patience_to_train_on(finished):
@@ -123,7 +123,7 @@ def test_an_early_stopped_run_needs_a_larger_patience_to_train_on(finished):
   history[1]["val_loss"] = history[0]["val_loss"] + 1  # epoch 1 stays the best
   with open(os.path.join(finished, rundir.METRICS), "w") as f:
     f.writelines(json.dumps(r) + "\n" for r in history)
-  saved = run.read_saved_config()
+  saved = run.read_config_json()
   saved["early_stopping_patience"] = 1
   files.write_json(run.config_path, saved)
   before = _files(finished)
@@ -131,7 +131,7 @@ def test_an_early_stopped_run_needs_a_larger_patience_to_train_on(finished):
   with pytest.raises(UserError, match=r"no better validation loss for 1 epochs, so early "
                                       r"stopping would end it at once; to train on, also pass "
                                       r"--config.early_stopping_patience=K \(K > 1, 0 = off\)"):
-    train_and_evaluate(config, finished, explicit=("num_epochs",))
+    train_and_evaluate(config, finished, on_purpose=("num_epochs",))
   assert _files(finished) == before
   logged = []
   train_and_evaluate(smoke_config(early_stopping_patience=1), finished, log=logged.append)
@@ -144,19 +144,19 @@ def test_extending_a_run_with_a_schedule_says_the_schedule_changes(finished, mon
   """The decision only (training is stubbed): results set aside, config.json updated, said."""
   from cnnlab.train import loop
   run = rundir.Run(finished)
-  saved = run.read_saved_config()
+  saved = run.read_config_json()
   saved["optimizer"]["schedule"] = "cosine"
   files.write_json(run.config_path, saved)
-  monkeypatch.setattr(loop, "_train", lambda config, run, resume, log, stop: "trained on")
+  monkeypatch.setattr(loop, "_train", lambda config, run, resume, stop: "trained on")
   logged, config = [], smoke_config(num_epochs=4)
   config.optimizer.schedule = "cosine"
   assert loop.train_and_evaluate(config, finished, log=logged.append,
-                                 explicit=("num_epochs",)) == "trained on"
+                                 on_purpose=("num_epochs",)) == "trained on"
   assert logged[1:] == [
       f"changed on purpose: num_epochs 2 -> 4 (now the run's config: {run.config_path})",
       "note: the cosine learning-rate schedule spans num_epochs: from here on it follows the "
       "4-epoch schedule, so the result differs from a run trained for 4 epochs from the start"]
-  assert run.read_saved_config()["num_epochs"] == 4 and not run.finished
+  assert run.read_config_json()["num_epochs"] == 4 and not run.finished
   assert os.path.exists(os.path.join(finished, rundir.PREVIOUS_RESULTS.format(2)))
 
 
@@ -172,7 +172,7 @@ def test_extending_a_finished_run_on_purpose_trains_only_the_new_epochs(finished
       f"changed on purpose: num_epochs 2 -> 3 (now the run's config: {finished}/config.json)",
       f"resuming {finished} from step 128 (epoch 3, batch 0)"]
   assert json.load(open(kept)) == smoke_run[1]
-  assert rundir.Run(finished).read_saved_config()["num_epochs"] == 3
+  assert rundir.Run(finished).read_config_json()["num_epochs"] == 3
   metrics = open(os.path.join(finished, rundir.METRICS)).read()
   assert metrics.startswith(old_metrics) and len(metrics.splitlines()) == 3
   assert rundir.Run(finished).read_results()["epochs"] == 3

@@ -88,7 +88,7 @@ def test_smoke_run_writes_checkpoints_metrics_and_results(smoke_run):
 def test_restore_gives_the_same_eval_numbers(smoke_run):
   workdir, results = smoke_run
   config, _, state, meta = restore.load_run(workdir)
-  best = checkpoint.best(rundir.Run(workdir).history())
+  best = rundir.best(rundir.Run(workdir).history())
   assert best == min(rundir.Run(workdir).history(), key=lambda r: r["val_loss"])
   assert int(state.step) == best["step"] == results["best_step"]
   val = evaluate(state, eval_batches(*data.load_train_validation(config)["validation"], 256))
@@ -283,7 +283,7 @@ def test_early_stopping_fires_and_the_test_set_sees_the_best_epoch(tmp_path):
   workdir = str(tmp_path / "run")
   results = train_and_evaluate(config, workdir, log=lambda *a: None)
   history = rundir.Run(workdir).history()
-  best = checkpoint.best(history)
+  best = rundir.best(history)
   assert results["stopped_early"] and len(history) == results["epochs"] < 12
   assert history[-1]["epoch"] == best["epoch"] + 1  # one epoch without a better val loss
   assert results["best_step"] == best["step"] and results["val_loss"] == best["val_loss"]

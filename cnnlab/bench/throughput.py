@@ -77,7 +77,7 @@ class JaxTrainer:
                                (images[:batch_size], labels[:batch_size]))
     _, state = state_lib.build(config, self.job.steps_per_epoch, images)
     self.state = jax.device_put(state, self.job.replicated)
-    self.sums = jax.device_put(step_lib.zero_sums(self.job.seeds), self.job.replicated)
+    self.sums = jax.device_put(step_lib.zero_sums(self.job.num_seeds), self.job.replicated)
     self.data = (self.job.images, self.job.labels,
                  self.job.epoch_order(self.state.step, self.state.rng))
 
@@ -110,9 +110,9 @@ class JaxTrainer:
 
   def eval_images_per_s(self, steps_):
     """Images/s of cnnlab's evaluation (train.evaluate) over `steps_` batches."""
-    evaluate(self.state, self.job.eval_batches, self.job.seeds)  # compile
+    evaluate(self.state, self.job.eval_batches, self.job.num_seeds)  # compile
     start = time.perf_counter()
-    evaluate(self.state, self.job.eval_batches * steps_, self.job.seeds)
+    evaluate(self.state, self.job.eval_batches * steps_, self.job.num_seeds)
     return steps_ * self.batch_size / (time.perf_counter() - start)
 
 

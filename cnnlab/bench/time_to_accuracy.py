@@ -49,7 +49,7 @@ def run(config, target, log=print, t0=None, limit_s=None):
                       data.load_test(config))
   _, state = state_lib.build(config, job.steps_per_epoch, images)
   state = jax.device_put(state, job.replicated)
-  sums = jax.device_put(step_lib.zero_sums(job.seeds), job.replicated)
+  sums = jax.device_put(step_lib.zero_sums(job.num_seeds), job.replicated)
   history = []
 
   def reached(state, sums, record, train, seconds):

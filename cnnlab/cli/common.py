@@ -11,7 +11,7 @@ import sys
 
 from absl import app, flags, logging
 
-from cnnlab.errors import UserError, closest
+from cnnlab.errors import UserError, closest, quiet_background_tracebacks
 from cnnlab.repo import ROOT
 
 PROG = "cnnlab"
@@ -199,6 +199,7 @@ def setup_jax():
   """Process-wide JAX settings for shell commands (cnnlab.compilation.use_persistent_cache)."""
   from cnnlab import compilation
   compilation.use_persistent_cache()
+  quiet_background_tracebacks()
 
 
 def require(condition, message):

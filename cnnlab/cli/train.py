@@ -4,7 +4,7 @@ A workdir holding a run resumes with its own config.json unless --config is give
 `./launch.sh train --workdir=W` is the whole resume command. --config.FIELD=value overrides
 apply on top of it and, with --workdir named, count as changes made on purpose (e.g.
 --config.num_epochs=30 extends the run); a --config given on resume must match config.json
-(cnnlab.config.check_resume).
+(cnnlab/train/lifecycle.py).
 """
 
 import os
@@ -12,9 +12,10 @@ import os
 from absl import flags
 from ml_collections import config_flags
 
-from cnnlab import rundir, supervisor
+from cnnlab import supervisor
 from cnnlab.cli import common
 from cnnlab.errors import UserError
+from cnnlab.train import lifecycle  # no JAX: the saved config is read before JAX starts
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", common.DEFAULT_CONFIG,
@@ -32,22 +33,6 @@ _DISTRIBUTED = flags.DEFINE_bool(
 def default_workdir(config_path):
   name = os.path.splitext(os.path.basename(config_path.split(":")[0]))[0]
   return os.path.join("runs", name)
-
-
-def saved_config(workdir, overrides):
-  """The config.json of the run in `workdir` with `overrides` ({"a.b": value}) applied, or
-  None when the workdir holds no run. Override values come parsed against the default config
-  file (ml_collections), so they have the types of its fields."""
-  run = rundir.Run(workdir)
-  if not run.has_config:
-    return None
-  config = run.read_config()
-  try:
-    config.update_from_flattened_dict(overrides)
-  except (KeyError, TypeError, ValueError) as err:
-    raise UserError(f"cannot apply {', '.join(f'--config.{k}' for k in overrides)} to the "
-                    f"config.json of {workdir} ({' '.join(str(err).split())})") from None
-  return config
 
 
 DETERMINISTIC_FLAG = "--xla_gpu_deterministic_ops=true"
@@ -78,7 +63,7 @@ def main(argv):
   config_path = config_flags.get_config_filename(flags.FLAGS["config"])
   workdir = _WORKDIR.value or default_workdir(config_path)
   if not flags.FLAGS["config"].present and _RESUME.value:
-    config = saved_config(workdir, overrides) or config
+    config = lifecycle.saved_config(workdir, overrides) or config
   if _DISTRIBUTED.value:  # before JAX is imported: see cnnlab/supervisor.py
     supervisor.supervise()  # returns in the child process only
   set_deterministic(config)  # before setup_jax: the first JAX import/backend
@@ -87,6 +72,6 @@ def main(argv):
   timeout = parallel.initialize_distributed() if _DISTRIBUTED.value else None
   from cnnlab.train import train_and_evaluate  # after setup_jax: imports jax
   # A run is changed on purpose only when named: not through the default workdir.
-  explicit = tuple(overrides) if _WORKDIR.value else ()
+  on_purpose = tuple(overrides) if _WORKDIR.value else ()
   with parallel.peer_loss_reported(timeout):
-    train_and_evaluate(config, workdir, resume=_RESUME.value, explicit=explicit)
+    train_and_evaluate(config, workdir, resume=_RESUME.value, on_purpose=on_purpose)

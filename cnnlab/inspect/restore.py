@@ -10,7 +10,7 @@ import functools
 import jax
 import numpy as np
 
-from cnnlab import checkpoint, data, rundir
+from cnnlab import checkpoint, data, parallel, rundir
 from cnnlab.errors import UserError, warn
 from cnnlab.train import state as state_lib
 from cnnlab.train import step as step_lib
@@ -30,11 +30,11 @@ def load_run(workdir, which="best", seed_index=0):
     model, state, meta = _restore(run, mngr, config, which)
   finally:
     mngr.close()
-  seeds = state_lib.num_seeds(config)
-  if seeds:
-    if not 0 <= seed_index < seeds:
+  num_seeds = state_lib.num_seeds(config)
+  if parallel.stacked(num_seeds):
+    if not 0 <= seed_index < num_seeds:
       raise UserError(f"seed index {seed_index} is out of range: the run has "
-                      f"{seeds} seeds (0..{seeds - 1})")
+                      f"{num_seeds} seeds (0..{num_seeds - 1})")
     state = jax.tree.map(lambda x: x[seed_index], state)
   return config, model, state, meta
 
@@ -49,12 +49,11 @@ def _restore(run, mngr, config, which):
     raise UserError(f"{run.dir!r} has no checkpoint yet; train first: "
                     f"./launch.sh train --workdir={run.dir}")
   sums = step_lib.zero_sums(state_lib.num_seeds(config))
-  history = run.history() if which == "best" else []
-  try:
-    restored = checkpoint.restore_best(mngr, history, state, sums, log=warn)
-  except (ValueError, KeyError) as err:
-    raise UserError(f"the checkpoints in {run.dir} do not match its config.json (another "
-                    f"model or config?): {err}") from None
+  best = None
+  if which == "best":  # the best epoch whose step is still on disk
+    on_disk = set(mngr.all_steps())
+    best = rundir.best([r for r in run.history() if r["step"] in on_disk])
+  restored = checkpoint.restore_best(mngr, best and best["step"], state, sums, log=warn)
   if restored is None:
     raise UserError(f"no usable checkpoint in {run.checkpoints_dir}; retrain it")
   state, _, meta = restored

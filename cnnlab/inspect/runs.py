@@ -52,7 +52,7 @@ def run_row(workdir, name=None):
 
 def _read_into(row, run):
   if run.has_config:
-    row["config"] = rundir.flatten(run.read_saved_config())
+    row["config"] = rundir.flatten(run.read_config_json())
     row["model"] = row["config"].get("model.name")
     row["num_seeds"] = row["config"].get("num_seeds")
   timings, history = run.timings(), run.history()

@@ -25,7 +25,7 @@ class Job(NamedTuple):
   """What the epoch loop needs: the config, the data on the device, the jitted programs."""
   config: Any
   steps_per_epoch: int
-  seeds: int
+  num_seeds: int  # 1, or S > 1: the state is stacked and the programs vmapped
   replicated: Any  # where the state, sums and training data live
   batch_sharding: Any  # how a batch splits over the devices
   images: Any
@@ -39,21 +39,23 @@ class Job(NamedTuple):
 def make_job(config, mesh, train, evaluation):
   """Put the training split and the evaluation batches on the mesh; jit the programs."""
   images, labels = train
-  spe = len(images) // config.batch_size  # the last partial batch is dropped
-  seeds = state_lib.num_seeds(config)
+  steps_per_epoch = len(images) // config.batch_size  # the last partial batch is dropped
+  num_seeds = state_lib.num_seeds(config)
   replicated, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
   batches = eval_batches(*evaluation, config.eval_batch_size, sharded)
   feed = None
-  if jax.process_count() > 1 and not seeds:  # each process feeds its share of every batch
-    feed = parallel.epoch_feed(images, labels, config.batch_size, spe, mesh)
+  if jax.process_count() > 1 and not parallel.stacked(num_seeds):
+    # each process feeds its share of every batch
+    feed = parallel.epoch_feed(images, labels, config.batch_size, steps_per_epoch, mesh)
   else:  # the training split lives on the devices; each step gathers its batch there
     images, labels = parallel.put((images, labels), replicated)
   train_batch = step_lib.make_train_batch(
-      config.batch_size, spe, num_seeds=seeds, batch_sharding=sharded, fed=feed is not None,
-      label_smoothing=config.label_smoothing, skip_nonfinite=config.skip_nonfinite_updates,
-      augment_config=_augment_config(config))
-  return Job(config, spe, seeds, replicated, sharded, images, labels, batches, train_batch,
-             step_lib.make_epoch_order(spe, len(images), seeds), feed)
+      config.batch_size, steps_per_epoch, num_seeds=num_seeds, batch_sharding=sharded,
+      prebatched=feed is not None, label_smoothing=config.label_smoothing,
+      skip_nonfinite=config.skip_nonfinite_updates, augment_config=_augment_config(config))
+  epoch_order = step_lib.make_epoch_order(steps_per_epoch, len(images), num_seeds)
+  return Job(config, steps_per_epoch, num_seeds, replicated, sharded, images, labels, batches,
+             train_batch, epoch_order, feed)
 
 
 def _augment_config(config):
@@ -78,24 +80,24 @@ def run_epochs(job, state, sums, on_epoch, stop=None, on_interrupt=None):
   and exits). Returns (state, sums).
   """
   flip_tta = job.config.get("eval_flip_tta", False)
-  compiled = precompile_evaluation(state, job.eval_batches, job.seeds, flip_tta)
+  compiled = precompile_evaluation(state, job.eval_batches, job.num_seeds, flip_tta)
   guard = job.config.transfer_guard or "allow"
-  spe = job.steps_per_epoch
-  while (step := host_step(state)) < job.config.num_epochs * spe:
+  steps_per_epoch = job.steps_per_epoch
+  while (step := host_step(state)) < job.config.num_epochs * steps_per_epoch:
     t0 = time.time()
     with jax.transfer_guard(guard):  # the epoch below moves nothing between host and device
       state, sums = _train_epoch(job, state, sums, step, stop)
     # reliability: a signal after the epoch's last step waits for its evaluation and save
     # (stopping here would resume with this epoch's sums but never record the epoch)
-    if stop is not None and stop.signum is not None and host_step(state) % spe:
+    if stop is not None and stop.signum is not None and host_step(state) % steps_per_epoch:
       on_interrupt(state, sums)
     compiled.join()
     with jax.transfer_guard(guard):
-      val = evaluate(state, job.eval_batches, job.seeds, flip_tta)
+      val = evaluate(state, job.eval_batches, job.num_seeds, flip_tta)
     train = jax.device_get(sums)
     elapsed = time.time() - t0
-    sums = parallel.put(step_lib.zero_sums(job.seeds), job.replicated)
-    record = epoch_record(step // spe + 1, host_step(state), train, val)
+    sums = parallel.put(step_lib.zero_sums(job.num_seeds), job.replicated)
+    record = epoch_record(step // steps_per_epoch + 1, host_step(state), train, val)
     if on_epoch(state, sums, record, train, elapsed):
       break
   return state, sums

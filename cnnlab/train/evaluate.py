@@ -30,17 +30,19 @@ def eval_batches(images, labels, batch_size, sharding=None):
            "mask": put(mask[i:i + batch_size])} for i in range(0, padded, batch_size)]
 
 
-def evaluate(state, batches, seeds=0, flip_tta=False):
+def evaluate(state, batches, num_seeds=1, flip_tta=False):
   """Mean loss and accuracy over prepared eval batches (one host read at the end).
 
   Values are floats, or arrays with one entry per seed for a stacked multi-seed state.
   """
-  accumulate, sums = _eval_program(state, seeds, flip_tta)
+  accumulate, sums = _eval_program(state, num_seeds, flip_tta)
   for batch in batches:
     sums = accumulate(state, sums, batch)
   sums = jax.device_get(sums)
   out = {"loss": sums["loss"] / sums["count"], "accuracy": sums["correct"] / sums["count"]}
-  return {k: float(v) if not seeds else np.asarray(v, np.float64) for k, v in out.items()}
+  if parallel.stacked(num_seeds):
+    return {k: np.asarray(v, np.float64) for k, v in out.items()}
+  return {k: float(v) for k, v in out.items()}
 
 
 def precompile(jitted, *args):
@@ -49,37 +51,49 @@ def precompile(jitted, *args):
   XLA compiles without holding the GIL, so on a 2-core CPU the evaluation program compiles
   while the main thread compiles the training step. Pass the arrays themselves: their
   shardings (committed or not) are part of what the call will look up. Join the thread
-  before that call (a call during the compile compiles again); errors resurface there.
+  before that call (a call during the compile compiles again); join() raises its error.
   """
-
-  def compile_quietly():
-    try:
-      jitted.lower(*args).compile()
-    except Exception:  # pylint: disable=broad-except  (the real call reports it)
-      pass
-
-  thread = threading.Thread(target=compile_quietly, daemon=True)
+  thread = _Compile(jitted, args)
   thread.start()
   return thread
 
 
-def precompile_evaluation(state, batches, seeds=0, flip_tta=False):
+class _Compile(threading.Thread):
+  """A compile on a background thread whose error is raised by join(), not lost."""
+
+  def __init__(self, jitted, args):
+    super().__init__(daemon=True)
+    self.jitted, self.args, self.error = jitted, args, None
+
+  def run(self):
+    try:
+      self.jitted.lower(*self.args).compile()
+    except Exception as err:  # pylint: disable=broad-except  (kept for join to raise)
+      self.error = err
+
+  def join(self, timeout=None):
+    super().join(timeout)
+    if self.error is not None:
+      raise self.error
+
+
+def precompile_evaluation(state, batches, num_seeds=1, flip_tta=False):
   """Compile evaluate's program on a background thread; join it before calling evaluate."""
-  accumulate, sums = _eval_program(state, seeds, flip_tta)
+  accumulate, sums = _eval_program(state, num_seeds, flip_tta)
   return precompile(accumulate, state, sums, batches[0])
 
 
-def _eval_program(state, seeds, flip_tta):
+def _eval_program(state, num_seeds, flip_tta):
   """(jitted accumulate, zero sums placed where the state lives)."""
-  accumulate, zeros = eval_accumulate_fn(seeds, flip_tta)
+  accumulate, zeros = eval_accumulate_fn(num_seeds, flip_tta)
   if isinstance(state.step, jax.Array):  # made there: no transfer (multi-process meshes too)
-    return accumulate, _zeros_on(seeds, state.step.sharding)()
+    return accumulate, _zeros_on(num_seeds, state.step.sharding)()
   return accumulate, zeros()
 
 
 @functools.lru_cache(maxsize=None)
-def _zeros_on(seeds, sharding):
-  return jax.jit(step_lib.stacked(_zero_eval_sums, seeds), out_shardings=sharding)
+def _zeros_on(num_seeds, sharding):
+  return jax.jit(step_lib.per_seed(_zero_eval_sums, num_seeds), out_shardings=sharding)
 
 
 def _zero_eval_sums():
@@ -87,16 +101,16 @@ def _zero_eval_sums():
 
 
 @functools.lru_cache(maxsize=None)
-def eval_accumulate_fn(num_seeds=0, flip_tta=False):
+def eval_accumulate_fn(num_seeds=1, flip_tta=False):
   """jit((state, sums, batch) -> sums + eval_step(state, batch)), vmapped over seeds if any."""
 
   def accumulate(state, sums, batch):
     m = step_lib.eval_step(state, batch, flip_tta)
     return {k: sums[k] + m[k] for k in sums}
 
-  if num_seeds:
+  if parallel.stacked(num_seeds):
     accumulate = jax.vmap(accumulate, in_axes=(0, 0, None))
-  zeros = jax.jit(step_lib.stacked(_zero_eval_sums, num_seeds))
+  zeros = jax.jit(step_lib.per_seed(_zero_eval_sums, num_seeds))
   return jax.jit(accumulate, compiler_options=compile_options()), zeros
 
 

@@ -73,9 +73,8 @@ def create_train_state(model, tx, rng, input_shape):
 
 
 def num_seeds(config):
-  """0 for an ordinary run, S > 1 for S seeds trained together (stacked, vmapped)."""
-  n = config.get("num_seeds", 1)
-  return n if n > 1 else 0
+  """How many seeds the run trains: 1, or S > 1 trained together (one stacked state)."""
+  return config.get("num_seeds", 1)
 
 
 def model_of(config):
@@ -102,7 +101,7 @@ def build(config, steps_per_epoch=1, train_images=None):
   model = model_of(config)
   tx = make_optimizer(config.optimizer, config.num_epochs * steps_per_epoch)
   create = lambda key: create_train_state(model, tx, key, data.image_shape(config.dataset))
-  if num_seeds(config):  # one stacked state: seed, seed+1, ... (vmapped training)
+  if parallel.stacked(num_seeds(config)):  # one stacked state: seed, seed+1, ... (vmapped)
     state = parallel.stack_seeds(create, [config.seed + i for i in range(num_seeds(config))])
   else:
     state = create(jax.random.PRNGKey(config.seed))

@@ -2,6 +2,9 @@
 
 Nothing here touches files, flags or the host: each function maps arrays to arrays, so it
 can be jitted once, vmapped over seeds, sharded over devices and tested in isolation.
+
+`num_seeds` is a run's seed count: 1 is a plain state; S > 1 is one stacked state (a leading
+seed axis of length S) whose programs are vmapped over that axis (parallel.stacked).
 """
 
 import functools
@@ -10,8 +13,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from cnnlab import augment
+from cnnlab import augment, parallel
 from cnnlab.compilation import compile_options
+
+# Independent random streams of a run, folded into TrainState.rng (the numbers are part of
+# every saved run's trajectory: never renumber them).
+DROPOUT_STREAM, ORDER_STREAM, AUGMENT_STREAM = 0, 1, 2
 
 
 def to_float(images):
@@ -33,10 +40,10 @@ def train_step(state, batch, label_smoothing=0.0, skip_nonfinite=False, augment_
   With `skip_nonfinite`, a step with a non-finite loss or update leaves the weights unchanged
   (the step counter still advances, so the data order is unaffected).
   """
-  dropout_rng = jax.random.fold_in(jax.random.fold_in(state.rng, 0), state.step)
+  dropout_rng = jax.random.fold_in(jax.random.fold_in(state.rng, DROPOUT_STREAM), state.step)
   images, labels = batch["image"], batch["label"]
   if augment_config:  # on device, keyed by (rng, step): a resume replays the same crops/flips
-    aug_rng = jax.random.fold_in(jax.random.fold_in(state.rng, 2), state.step)
+    aug_rng = jax.random.fold_in(jax.random.fold_in(state.rng, AUGMENT_STREAM), state.step)
     images = augment.augment(aug_rng, images, augment_config)
   images = to_float(images)
 
@@ -96,24 +103,25 @@ def eval_step(state, batch, flip_tta=False):
 
 def epoch_permutation(rng, epoch, num_examples):
   """The training order of `epoch`: a function of (seed, epoch) only, so resume replays it."""
-  return jax.random.permutation(jax.random.fold_in(jax.random.fold_in(rng, 1), epoch),
-                                num_examples)
+  return jax.random.permutation(
+      jax.random.fold_in(jax.random.fold_in(rng, ORDER_STREAM), epoch), num_examples)
 
 
-def make_train_batch(batch_size, steps_per_epoch, num_seeds=0, batch_sharding=None,
-                     fed=False, **step_kwargs):
+def make_train_batch(batch_size, steps_per_epoch, num_seeds=1, batch_sharding=None,
+                     prebatched=False, **step_kwargs):
   """A jitted step that gathers its own batch on device: (state, sums, data) -> (state, sums).
 
   `data` = (images, labels, permutation), all device arrays; the batch index is derived from
   `state.step`, so the loop passes nothing from the host and never waits for the device.
-  `num_seeds` > 0 vmaps it over a stacked state (one model per seed, shared data);
-  `batch_sharding` splits each batch over devices (data parallel). `fed`: the images and
-  labels are the epoch's batches in order, (steps, batch, ...), fed per epoch (multi-process).
+  `num_seeds` > 1 vmaps it over a stacked state (one model per seed, shared data);
+  `batch_sharding` splits each batch over devices (data parallel). `prebatched`: the images
+  and labels are the epoch's batches in order, (steps, batch, ...), fed per epoch
+  (multi-process).
   """
   step = functools.partial(train_step, **step_kwargs)
 
   def train_batch(state, sums, images, labels, order):
-    if fed:
+    if prebatched:
       pick = lambda a: jax.lax.dynamic_index_in_dim(a, state.step % steps_per_epoch, 0, False)
       batch = {"image": pick(images), "label": pick(labels)}
     else:
@@ -132,7 +140,7 @@ def make_train_batch(batch_size, steps_per_epoch, num_seeds=0, batch_sharding=No
                    "nonfinite": sums["nonfinite"] + 1.0 - m["finite"],
                    "first_nonfinite_step": nonfinite_step}
 
-  if num_seeds:
+  if parallel.stacked(num_seeds):
     train_batch = jax.vmap(train_batch, in_axes=(0, 0, None, None, 0))
   return jax.jit(train_batch, donate_argnums=(0, 1), compiler_options=compile_options())
 
@@ -143,23 +151,24 @@ def _zero_sums():
           "first_nonfinite_step": jnp.asarray(jnp.iinfo(jnp.int32).max, jnp.int32)}
 
 
-def stacked(fn, num_seeds):
+def per_seed(fn, num_seeds):
+  """`fn` (() -> scalars) with a seed axis of length num_seeds when the state is stacked."""
   return (lambda: jax.tree.map(lambda x: jnp.broadcast_to(x, (num_seeds,)), fn())
-          ) if num_seeds else fn
+          ) if parallel.stacked(num_seeds) else fn
 
 
 @functools.lru_cache(maxsize=None)
-def zero_sums_fn(num_seeds=0):
+def zero_sums_fn(num_seeds=1):
   """Fresh training sums, made on the device (no host transfer: allowed under the guard)."""
-  return jax.jit(stacked(_zero_sums, num_seeds))
+  return jax.jit(per_seed(_zero_sums, num_seeds))
 
 
-def zero_sums(num_seeds=0):
+def zero_sums(num_seeds=1):
   return zero_sums_fn(num_seeds)()
 
 
-def make_epoch_order(steps_per_epoch, num_examples, seeds=0):
+def make_epoch_order(steps_per_epoch, num_examples, num_seeds=1):
   """jit((step, rng) -> the permutation of the epoch holding `step`), vmapped over seeds."""
   def epoch_order(step, rng):  # from (rng, epoch) alone, so a resume replays it
     return epoch_permutation(rng, step // steps_per_epoch, num_examples)
-  return jax.jit(jax.vmap(epoch_order) if seeds else epoch_order)
+  return jax.jit(jax.vmap(epoch_order) if parallel.stacked(num_seeds) else epoch_order)
