@@ -44,7 +44,7 @@ class JaxTrainer:
 
   def __init__(self, config, batch_size, seed=0):
     self.batch_size = batch_size
-    shape, classes = data.image_shape(config.dataset), data.num_classes(config.dataset)
+    shape, classes = data.image_shape(config), data.num_classes(config)
     tx = state_lib.make_optimizer(config.optimizer, total_steps=10_000)
     self.state = state_lib.create_train_state(state_lib.model_of(config), tx,
                                               jax.random.PRNGKey(seed), shape)

@@ -15,7 +15,7 @@ from cnnlab.errors import UserError
 from cnnlab.inspect import inputs, plots
 from cnnlab.inspect.layers import capture, kernel_of, layer_table, select_layers
 from cnnlab.inspect.predict import predict_split
-from cnnlab.inspect.restore import abstract_model, class_names, load_run
+from cnnlab.inspect.restore import abstract_model, load_run
 from cnnlab.train import state as state_lib
 
 
@@ -27,14 +27,14 @@ def write_figures(workdir, out=None, which="best", layers=(), split="train", ind
   run = rundir.Run(workdir)
   config = run.read_config()
   model, abstract = abstract_model(config, workdir)
-  shape = data.image_shape(config.dataset)
+  shape = data.image_shape(config)
   table = layer_table(model, abstract, shape)
   layers = select_layers(table, abstract["params"], layers, config.model.name)
-  names = class_names(config)
+  names = data.class_names(config)
   if mistakes < 0:
     raise UserError(f"--mistakes={mistakes} must be >= 0")
   if image:
-    x, inverted = inputs.load_image(image, shape, invert)
+    x, inverted = inputs.load_image(image, config, invert)
     what = f"{os.path.basename(image)}{' (inverted)' if inverted else ''}"
   else:
     x, label = inputs.pick(*inputs.dataset_images(config, split, data_dir), index, split)
