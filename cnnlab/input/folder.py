@@ -98,7 +98,8 @@ def _probe(path):
     with Image.open(path) as im:
       size, grey, fmt = im.size, transform.is_grey(im), im.format
   except (OSError, ValueError, SyntaxError) as err:
-    raise BadFile(f"not a readable image ({transform._why(err)})") from None
+    why = transform._why(err).replace(f" {path!r}", "")  # PIL repeats the path
+    raise BadFile(f"not a readable image ({why})") from None
   _check_complete(path, fmt)
   return size, grey
 
