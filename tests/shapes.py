@@ -19,14 +19,16 @@ def _draw(d, name, box, colour, width):
   shapes = {
       "bar": lambda: d.rectangle([x0, cy - width, x1, cy + width], fill=colour),
       "circle": lambda: d.ellipse(box, fill=colour),
-      "cross": lambda: (d.line([cx, y0, cx, y1], colour, width), d.line([x0, cy, x1, cy], colour, width)),
+      "cross": lambda: (d.line([cx, y0, cx, y1], colour, width),
+                        d.line([x0, cy, x1, cy], colour, width)),
       "diamond": lambda: d.polygon([(cx, y0), (x1, cy), (cx, y1), (x0, cy)], fill=colour),
       "ring": lambda: d.ellipse(box, outline=colour, width=width),
       "square": lambda: d.rectangle(box, fill=colour),
       "stripe": lambda: d.rectangle([cx - width, y0, cx + width, y1], fill=colour),
       "triangle": lambda: d.polygon([(cx, y0), (x1, y1), (x0, y1)], fill=colour),
       "vee": lambda: d.line([(x0, y0), (cx, y1), (x1, y0)], colour, width),
-      "x": lambda: (d.line([x0, y0, x1, y1], colour, width), d.line([x0, y1, x1, y0], colour, width)),
+      "x": lambda: (d.line([x0, y0, x1, y1], colour, width),
+                    d.line([x0, y1, x1, y0], colour, width)),
   }
   shapes[name]()
 

@@ -1,4 +1,4 @@
-"""Held-out parts drawn by a seed: the validation part of "train", a test split where none exists."""
+"""Held-out parts drawn by a seed: the validation part of "train", a test split if none exists."""
 
 import numpy as np
 
