@@ -194,6 +194,7 @@ def test_catalogue_is_large_enough(garbage):
 
 
 @needs_data
+@pytest.mark.timeout(900)  # the first case's setup runs every selected command (62 with --all)
 @pytest.mark.parametrize("name", [
     name if name in QUICK else pytest.param(name, marks=pytest.mark.slow)
     for name in sorted(cases(__import__("pathlib").Path("/g")))])
