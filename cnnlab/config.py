@@ -10,6 +10,7 @@ import math
 from cnnlab import data
 from cnnlab.augment import DEFAULT_ERASE_AREA, DEFAULT_ERASE_ASPECT
 from cnnlab.errors import UserError, closest
+from cnnlab.input.transform import MAX_IMAGE_SIZE
 from cnnlab.models import create_model_from_config
 
 DTYPES = ("float32", "bfloat16")  # config.dtype: the models' computation dtype
@@ -32,7 +33,8 @@ def _within(value, lo, hi, name, text, closed_hi=False):
 
 def check(config):
   """Raise UserError on the first invalid field (call before any work is done)."""
-  create_model_from_config(config.model, data.num_classes(config.dataset))  # dataset, model
+  check_data(config)
+  create_model_from_config(config.model, data.num_classes(config))  # dataset, model
   check_optimizer(config.optimizer)
   for name in ("batch_size", "eval_batch_size", "num_epochs"):
     _positive(config[name], name, integer=True)
@@ -60,6 +62,22 @@ def check(config):
   check_devices(config)
 
 
+def check_data(config):
+  """The data fields, and the dataset itself: its name resolves (a folder's files are
+  checked, a TFDS builder found) and its images have one shape (data.info)."""
+  size = config.get("image_size", 0)
+  if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_IMAGE_SIZE:
+    raise UserError(f"config.image_size must be an integer in 0..{MAX_IMAGE_SIZE} (0 = the "
+                    f"dataset's own size; larger sides are nearly always a mistake, and "
+                    f"resident data and dense layers grow with its square), got {size!r}")
+  fraction = config.get("test_fraction", 0.2)
+  if isinstance(fraction, bool) or not 0.0 < fraction < 1.0:
+    raise UserError(f"config.test_fraction must be in (0, 1), got {fraction!r}")
+  if not isinstance(config.get("skip_bad_images", False), bool):
+    raise UserError("config.skip_bad_images must be True or False")
+  data.info(config)
+
+
 def check_whitening(config):
   """speedrun_cnn's whiten_eps: >= 0, and conv1's width even and within the +-pairs of its
   3x3 patches' components (whitening.py)."""
@@ -69,7 +87,7 @@ def check_whitening(config):
     from cnnlab.models import whitening
     from cnnlab.models.registry import model_fields
     first = tuple(config.model.get("widths", model_fields(config.model.name)["widths"]))[0]
-    most = whitening.max_filters(data.image_shape(config.dataset)[-1])
+    most = whitening.max_filters(data.image_shape(config)[-1])
     if first % 2 or first > most:
       raise UserError(f"config.model.whiten_eps needs conv1's width even and <= {most} (+- "
                       f"each of the {most // 2} components of its 3x3 patches), got "

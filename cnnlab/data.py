@@ -1,173 +1,54 @@
-"""Datasets as in-memory uint8 arrays: local IDX files first (fast, offline), TFDS otherwise.
+"""The resident input mode: whole splits as uint8 arrays, and what a run's dataset is.
 
-Images stay uint8 (N, H, W, C) until they are on the device; the training step scales them
-to [0, 1] itself, so the host never holds a float copy and transfers are 4x smaller.
-The test split is only read when asked for (train.py asks once, at the very end).
+A dataset is named three ways (cnnlab.input.sources resolves the name): a registered name
+(fashion_mnist, mnist, cifar10), tfds:NAME[/CONFIG][:VERSION] or folder:PATH. Images stay
+uint8 (N, H, W, C) until they are on the device; the training step scales them to [0, 1]
+itself, so the host never holds a float copy and transfers are 4x smaller. The test split is
+only read when asked for (train.py asks once, at the very end).
+
+Functions here take a config, or a bare dataset name for a dataset's defaults (image_size 0).
 """
 
-import gzip
-import os
-import socket
-import struct
+from cnnlab.errors import UserError
+from cnnlab.input import registered, sources, splits
 
-import numpy as np
-
-from cnnlab import download
-from cnnlab.errors import UserError, closest
-
-FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
-                         "Shirt", "Sneaker", "Bag", "Ankle boot")
-FASHION_MNIST_CLASSES_KO = ("티셔츠", "바지", "스웨터", "드레스", "코트", "샌달", "셔츠",
-                            "스니커즈", "가방", "앵클 부츠")
-
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                   "ship", "truck")
-
-# name -> (default local directory of IDX files, image shape, class names); TFDS otherwise.
-# Adding a dataset is adding a line here: shapes and class counts everywhere come from it.
-DATASETS = {
-    "fashion_mnist": ("/usr/share/datasets/fashion-mnist", (28, 28, 1), FASHION_MNIST_CLASSES),
-    "mnist": ("/usr/share/datasets/mnist", (28, 28, 1), tuple(str(i) for i in range(10))),
-    "cifar10": ("/usr/share/datasets/cifar10", (32, 32, 3), CIFAR10_CLASSES),
-}
-IDX_PREFIX = {"train": "train", "test": "t10k"}
-_IDX_DTYPES = {0x08: np.uint8}
-_IDX_MAGIC = {"images": 0x0803, "labels": 0x0801}
+LANGUAGES = ("en", "ko")  # class names: English, or the course's Korean (Fashion-MNIST)
 
 
-def class_names(name, lang="en"):
-  if lang == "ko" and name == "fashion_mnist":
-    return FASHION_MNIST_CLASSES_KO
-  return _spec(name)[2]
+def info(config):
+  """DatasetInfo(name, shape, class_names, sizes) of a config's (or a name's) dataset."""
+  return sources.info(config)
 
 
-def image_shape(name):
-  return _spec(name)[1]
+def class_names(config, lang="en"):
+  """The class names of a config's dataset; lang="ko": the course's Korean for Fashion-MNIST."""
+  if lang not in LANGUAGES:
+    raise UserError(f"unknown --lang={lang!r}; choose en or ko")
+  name = sources.settings(config).dataset
+  if sources.kind(name) == "registered":
+    return registered.class_names(name, lang)
+  return info(config).class_names
 
 
-def num_classes(name):
-  return len(_spec(name)[2])
+def image_shape(config):
+  return info(config).shape
 
 
-def read_idx(path, kind):
-  """Read an IDX file (optionally gzipped), checking the magic number and the size.
-
-  `kind` is "images" (3-d ubyte) or "labels" (1-d ubyte). Errors are UserErrors naming the
-  file and what is wrong with it, so a truncated download is never read as data.
-  """
-  try:
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-      raw = f.read()
-  except (OSError, EOFError, gzip.BadGzipFile) as err:
-    raise UserError(f"cannot read {path} ({err}); re-download or reinstall the dataset") from None
-  if len(raw) < 4:
-    raise UserError(f"{path} is too short to be an IDX file ({len(raw)} bytes)")
-  magic = struct.unpack(">I", raw[:4])[0]
-  if magic != _IDX_MAGIC[kind]:
-    raise UserError(f"{path} is not an IDX {kind} file (magic number 0x{magic:08x}, expected "
-                    f"0x{_IDX_MAGIC[kind]:08x}); check the file names in the data directory")
-  ndim = magic & 0xFF
-  header = 4 + 4 * ndim
-  dims = struct.unpack(f">{ndim}I", raw[4:header])
-  expected = int(np.prod(dims)) + header
-  if len(raw) != expected:
-    raise UserError(f"{path} has {len(raw)} bytes but its header promises {expected} "
-                    f"(shape {dims}); the file is truncated or corrupt: re-download it")
-  return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+def num_classes(config):
+  return len(info(config).class_names)
 
 
-def _spec(name):
-  if name not in DATASETS:
-    raise UserError(f"unknown dataset {name!r}{closest(name, DATASETS)}; "
-                    f"choose one of: {', '.join(DATASETS)}")
-  return DATASETS[name]
+def is_registered(config):
+  """True for fashion_mnist, mnist and cifar10 (the course's data, IDX files)."""
+  return sources.kind(sources.settings(config).dataset) == "registered"
 
 
-def _idx_path(data_dir, split, kind):
-  stem = f"{IDX_PREFIX[split]}-{kind}-idx{3 if kind == 'images' else 1}-ubyte"
-  for candidate in (stem + ".gz", stem):
-    path = os.path.join(data_dir, candidate)
-    if os.path.exists(path):
-      return path
-  return None
-
-
-def load_idx_split(data_dir, split, num_classes, shape):
-  """(images uint8 (N,H,W,C), labels int32 (N,)) of one split from a directory of IDX files."""
-  images_path = _idx_path(data_dir, split, "images")
-  labels_path = _idx_path(data_dir, split, "labels")
-  images, labels = read_idx(images_path, "images"), read_idx(labels_path, "labels")
-  if images.shape[1:] != shape[:2]:
-    raise UserError(f"{images_path} holds {images.shape[1]}x{images.shape[2]} images, expected "
-                    f"{shape[0]}x{shape[1]}; is --data_dir the right dataset?")
-  if len(images) != len(labels):
-    raise UserError(f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} "
-                    "labels; the files do not belong together")
-  if labels.size and labels.max() >= num_classes:
-    raise UserError(f"{labels_path} has label {labels.max()}, outside 0..{num_classes - 1}; "
-                    "the file is corrupt or of another dataset")
-  return images.reshape((-1, *shape)), labels.astype(np.int32)
-
-
-def has_idx_files(data_dir, split="train"):
-  return bool(data_dir) and all(_idx_path(data_dir, split, k) for k in ("images", "labels"))
-
-
-def load_split(name, split, data_dir=None):
-  """One split ("train" or "test") of dataset `name` as (uint8 NHWC images, int32 labels).
-
-  Order of sources: `data_dir` if given (it must hold the IDX files), else the Debian
-  package's directory when present, else the files downloaded from their canonical URLs
-  (cnnlab.download) where it knows them, else TFDS (only when the network answers quickly).
-  """
-  if split not in IDX_PREFIX:
-    raise UserError(f"unknown split {split!r}; choose 'train' or 'test'")
-  default_dir, shape, names = _spec(name)
+def load_split(config, split, data_dir=None):
+  """One split ("train" or "test") as (uint8 NHWC images, int32 labels), transformed to
+  image_shape(config). `data_dir` (if given) replaces the config's."""
   if data_dir:
-    if not os.path.isdir(data_dir):
-      raise UserError(f"data directory {data_dir!r} does not exist; pass --data_dir=DIR "
-                      f"holding the {name} IDX files")
-    if not os.access(data_dir, os.R_OK | os.X_OK):
-      raise UserError(f"data directory {data_dir!r} is not readable; fix its permissions or "
-                      "pass another --data_dir")
-    if not has_idx_files(data_dir, split):
-      raise UserError(f"{data_dir!r} lacks the {split} IDX files of {name} "
-                      f"({IDX_PREFIX[split]}-images-idx3-ubyte[.gz], "
-                      f"{IDX_PREFIX[split]}-labels-idx1-ubyte[.gz]); pass the right --data_dir")
-    return load_idx_split(data_dir, split, len(names), shape)
-  if has_idx_files(default_dir, split):
-    return load_idx_split(default_dir, split, len(names), shape)
-  if download.available(name):  # the canonical files, checked and cached (no TensorFlow)
-    return load_idx_split(download.fetch(name), split, len(names), shape)
-  return _load_tfds(name, split, default_dir)
-
-
-def _network_reachable(host="storage.googleapis.com", port=443, timeout=3.0):
-  try:
-    socket.create_connection((host, port), timeout=timeout).close()
-    return True
-  except OSError:
-    return False
-
-
-def _load_tfds(name, split, default_dir):
-  """TFDS fallback; checks the network first so an offline machine fails in seconds."""
-  install = ("install the files (Debian: apt-get install dataset-fashion-mnist, or "
-             "./launch.sh setup) or " if name == "fashion_mnist" else "")  # the only package
-  hint = (f"{name} not found in {default_dir} and TFDS cannot download it (offline); "
-          f"{install}pass --data_dir=DIR holding the IDX files")
-  if not _network_reachable():
-    raise UserError(hint)
-  try:
-    import tensorflow_datasets as tfds
-    source = tfds.data_source(name, split=split)
-    records = [source[i] for i in range(len(source))]
-  except Exception as err:  # TFDS raises many types; all mean "not available here".
-    raise UserError(f"{hint} (TFDS said: {str(err).splitlines()[0][:200]})") from None
-  images = np.stack([r["image"] for r in records]).astype(np.uint8)
-  labels = np.asarray([r["label"] for r in records], np.int32)
-  return images, labels
+    config = sources.settings(config)._replace(data_dir=data_dir)._asdict()
+  return sources.source(config, split).arrays()
 
 
 def train_validation_split(num_examples, validation_fraction, seed):
@@ -176,9 +57,7 @@ def train_validation_split(num_examples, validation_fraction, seed):
   The same split as scikit-learn's `train_test_split(test_size=f, random_state=seed)`, which
   the course used (seed 42): so "validation image 0" means the same picture as in the course.
   """
-  order = np.random.RandomState(seed).permutation(num_examples)
-  num_val = int(np.ceil(num_examples * validation_fraction))
-  return order[num_val:], order[:num_val]
+  return splits.holdout(num_examples, validation_fraction, seed)
 
 
 def load_train_validation(config):
@@ -187,7 +66,7 @@ def load_train_validation(config):
   Returns dict(train=(images, labels), validation=(images, labels)); `config.train_size` /
   `config.validation_size` (0 = all) take the first examples of each part, for quick runs.
   """
-  images, labels = load_split(config.dataset, "train", config.data_dir or None)
+  images, labels = load_split(config, "train")
   train_idx, val_idx = train_validation_split(len(images), config.validation_fraction,
                                               config.split_seed)
   if config.train_size:
@@ -200,7 +79,7 @@ def load_train_validation(config):
 
 def load_test(config):
   """The test split (config.test_size > 0 takes its first examples, for quick runs only)."""
-  images, labels = load_split(config.dataset, "test", config.data_dir or None)
+  images, labels = load_split(config, "test")
   if config.test_size:
     images, labels = images[:config.test_size], labels[:config.test_size]
   return images, labels

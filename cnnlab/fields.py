@@ -8,10 +8,14 @@ here: a new field is explained where it is added.
 # Group -> {dotted field name: meaning}. Order is the printing order.
 FIELDS = {
     "data": {
-        "dataset": "fashion_mnist, mnist or cifar10 (cnnlab.data.DATASETS)",
-        "data_dir": 'IDX directory; "" = /usr/share/datasets/<dataset>, else TFDS',
+        "dataset": "fashion_mnist, mnist, cifar10, tfds:NAME[/CONFIG][:VERSION] or folder:PATH",
+        "data_dir": 'IDX directory ("" = /usr/share/datasets/<dataset>, else TFDS); tfds: its '
+                    "data directory",
+        "image_size": "S > 0: resize + centre-crop every image to S x S; 0 = the dataset's own",
+        "test_fraction": "share of the images drawn as the test split when a dataset has none",
+        "skip_bad_images": "folder: skip unreadable image files (with a count) instead of stopping",
         "validation_fraction": "share of the training file held out (0.2: 12,000 images)",
-        "split_seed": "seed of the train/validation split (42: the course's split)",
+        "split_seed": "seed of the train/validation (and drawn test) split (42: the course's)",
         "train_size": "train on the first N training images only; 0 = all",
         "validation_size": "validate on the first N held-out images only; 0 = all",
         "test_size": "test on the first N test images only; 0 = all 10,000",

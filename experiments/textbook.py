@@ -19,6 +19,12 @@ def get_config():
   c.train_size = 0  # 0 = all; >0 takes the first N (quick runs only)
   c.validation_size = 0
   c.test_size = 0
+  # Any dataset (registered name, tfds:NAME or folder:PATH): image_size S > 0 resizes and
+  # centre-crops every image to S x S (0 = the dataset's own size); a dataset without a test
+  # split has one drawn by test_fraction and split_seed; skip_bad_images skips unreadable files.
+  c.image_size = 0
+  c.test_fraction = 0.2
+  c.skip_bad_images = False
   # Model (any name of cnnlab.models.MODELS plus its hyperparameters).
   c.model = ml_collections.ConfigDict({"name": "textbook_cnn", "dropout": 0.4})
   # Optimizer: Keras' Adam defaults.

@@ -49,8 +49,8 @@ def pytest_collection_modifyitems(items):
 
 
 def has_data():
-  from cnnlab import data
-  return data.has_idx_files(DATA_DIR, "train") and data.has_idx_files(DATA_DIR, "test")
+  from cnnlab.input import registered
+  return registered.has_idx_files(DATA_DIR, "train") and registered.has_idx_files(DATA_DIR, "test")
 
 
 needs_data = pytest.mark.skipif(not has_data(),

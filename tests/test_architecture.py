@@ -12,7 +12,8 @@ CNNLAB = os.path.join(REPO, "cnnlab")
 # Each module's layer: a module may import only from its own layer or below (lazily too).
 LAYERS = [
     ["errors", "fields", "files", "supervisor", "download", "repo"],
-    ["data", "augment", "ops", "pooling", "parallel", "rundir", "checkpoint", "compilation"],
+    ["data", "input", "augment", "ops", "pooling", "parallel", "rundir", "checkpoint",
+     "compilation"],
     ["shapes", "calculator"],
     ["models"],
     ["train.state"],

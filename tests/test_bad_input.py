@@ -72,7 +72,31 @@ def garbage(smoke_run, tmp_path_factory):
     config = json.loads((finished / "config.json").read_text())
     config["model"] = {"name": model} if model else config["model"]
     (root / name / "config.json").write_text(json.dumps(config))
+  _bad_folders(root)
   return root
+
+
+def _bad_folders(root):
+  """folder: datasets with one thing wrong each (pictures drawn with PIL; fake on purpose)."""
+  from PIL import Image
+  grey = lambda size=(24, 24): Image.new("L", size, 9)
+  for name, files in {
+      "empty": {}, "one_class": {"a/0.png": grey()},
+      "no_images": {"a/0.png": grey(), "b/": None},
+      "non_image": {"a/0.png": grey(), "b/0.png": grey(), "b/notes.txt": "text"},
+      "mixed_sizes": {"a/0.png": grey(), "b/0.png": grey((30, 20))},
+      "truncated_image": {"a/0.png": grey(), "b/0.jpg": Image.new("RGB", (64, 64), (9, 200, 3))},
+  }.items():
+    (root / name).mkdir()
+    for rel, content in files.items():
+      path = root / name / rel
+      os.makedirs(path if content is None else path.parent, exist_ok=True)
+      if isinstance(content, str):
+        (root / name / rel).write_text(content)
+      elif content is not None:
+        content.save(root / name / rel)
+  jpeg = root / "truncated_image" / "b" / "0.jpg"
+  jpeg.write_bytes(jpeg.read_bytes()[:-30])  # an interrupted copy: the end marker is gone
 
 
 def cases(g):
@@ -101,6 +125,15 @@ def cases(g):
       "train: workdir under a file": (["train", SMOKE, f"--workdir={g}/file/run"], ["workdir"], None),
       "train: noresume over checkpoints": (["train", SMOKE, "--noresume", f"--workdir={unf}"], ["already has checkpoints"], unf),
       "train: whitening with an odd conv1 width": (["train", f"--config={REPO}/experiments/speedrun_93.py", "--config.model.widths=(17,32)", f"--workdir={g}/w17"], ["whiten_eps", "widths=(18,"], None),
+      "train: folder: empty": (["train", SMOKE, f"--config.dataset=folder:{g}/empty", f"--workdir={g}/fo1"], ["no class subfolders", "PATH/CLASS_NAME/"], None),
+      "train: folder: one class": (["train", SMOKE, f"--config.dataset=folder:{g}/one_class", f"--workdir={g}/fo2"], ["only one class subfolder (a)", "at least 2"], None),
+      "train: folder: class without images": (["train", SMOKE, f"--config.dataset=folder:{g}/no_images", f"--workdir={g}/fo3"], ["no_images/b holds no images"], None),
+      "train: folder: non-image file": (["train", SMOKE, f"--config.dataset=folder:{g}/non_image", f"--workdir={g}/fo4"], ["b/notes.txt: not an image file", "skip_bad_images"], None),
+      "train: folder: truncated image": (["train", SMOKE, f"--config.dataset=folder:{g}/truncated_image", f"--workdir={g}/fo5"], ["b/0.jpg: truncated JPEG file", "skip_bad_images"], None),
+      "train: folder: sizes vary, image_size 0": (["train", SMOKE, f"--config.dataset=folder:{g}/mixed_sizes", f"--workdir={g}/fo6"], ["different sizes", "--config.image_size=N"], None),
+      "train: image_size huge": (["train", SMOKE, f"--config.dataset=folder:{g}/mixed_sizes", "--config.image_size=4096", f"--workdir={g}/fo7"], ["image_size", "0..512", "4096"], None),
+      "train: unknown TFDS name": (["train", SMOKE, "--config.dataset=tfds:no_such_dataset_xyz", f"--workdir={g}/fo8"], ["unknown TFDS dataset 'no_such_dataset_xyz'"], None),
+      "train: TFDS without images": (["train", SMOKE, "--config.dataset=tfds:imdb_reviews", f"--workdir={g}/fo9"], ["tfds:imdb_reviews has no image feature"], None),
       "train: resume another model": (["train", f"--config={REPO}/experiments/fashion_dnn.py", f"--workdir={unf2}"], ["different model"], unf2),
       # summary / conv / edges
       "summary: unknown model": (["summary", "--model=resnet9000"], ["resnet9000"], None),
@@ -150,6 +183,7 @@ def cases(g):
 
 # The quick tier runs these; `--all` runs every case.
 QUICK = {"train: unknown model", "train: batch 0", "train: missing data dir",
+         "train: folder: truncated image",
          "train: resume another model", "viz: unknown layer", "predict: not an image",
          "conv: stride 0", "sweep: unknown key", "speedrun: target above 1",
          "export: keras of another model"}
@@ -174,6 +208,7 @@ def test_catalogue_is_large_enough(garbage):
 
 
 @needs_data
+@pytest.mark.timeout(900)  # the first case's setup runs every selected command (62 with --all)
 @pytest.mark.parametrize("name", [
     name if name in QUICK else pytest.param(name, marks=pytest.mark.slow)
     for name in sorted(cases(__import__("pathlib").Path("/g")))])

@@ -6,7 +6,8 @@ import struct
 import numpy as np
 import pytest
 
-from cnnlab import data
+from cnnlab import data, download
+from cnnlab.input import registered
 from cnnlab.errors import UserError
 from conftest import DATA_DIR, needs_data
 
@@ -91,9 +92,9 @@ def test_missing_directory_and_files(tmp_path):
 
 def test_offline_tfds_fails_fast_with_a_hint(monkeypatch):
   """No local files and no network: one clear error, no long download retries."""
-  monkeypatch.setitem(data.DATASETS, "fashion_mnist",
-                      ("/nonexistent", (28, 28, 1), data.FASHION_MNIST_CLASSES))
-  monkeypatch.setattr(data, "_network_reachable", lambda *a, **k: False)
-  monkeypatch.setattr(data.download, "FILES", {})  # the TFDS branch (tests/test_download.py)
+  monkeypatch.setitem(registered.DATASETS, "fashion_mnist",
+                      ("/nonexistent", (28, 28, 1), registered.FASHION_MNIST_CLASSES))
+  monkeypatch.setattr(registered, "network_reachable", lambda *a, **k: False)
+  monkeypatch.setattr(download, "FILES", {})  # the TFDS branch (tests/test_download.py)
   with pytest.raises(UserError, match="apt-get install dataset-fashion-mnist"):
     data.load_split("fashion_mnist", "train")

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from cnnlab import data, download
+from cnnlab.input import registered
 from cnnlab.errors import UserError
 from conftest import one_line_error, run_cli, REPO
 
@@ -88,7 +89,7 @@ def test_download_caches_and_reuses(mirror):
   for name, body in server.files.items():
     assert (cache / name).read_bytes() == body
   assert len(server.requests) == 4 and len(notes) == 1 and "4 files" in notes[0]
-  images, labels = data.load_idx_split(str(cache), "train", 10, (28, 28, 1))
+  images, labels = registered.load_idx_split(str(cache), "train", 10, (28, 28, 1))
   assert images.shape == (60, 28, 28, 1) and labels.shape == (60,)
   assert download.fetch("fake_mnist", log=notes.append) == str(cache)  # from the cache
   assert len(server.requests) == 4 and len(notes) == 1
@@ -143,7 +144,7 @@ def test_offline_is_one_line_and_fast(tmp_path, monkeypatch):
 def test_data_uses_the_download_when_no_local_files(mirror, monkeypatch):
   """load_split's order: no --data_dir, no Debian directory -> the downloaded files."""
   server, cache = mirror
-  monkeypatch.setitem(data.DATASETS, "fake_mnist", ("/nonexistent", (28, 28, 1), tuple("0123456789")))
+  monkeypatch.setitem(registered.DATASETS, "fake_mnist", ("/nonexistent", (28, 28, 1), tuple("0123456789")))
   images, labels = data.load_split("fake_mnist", "test", None)
   assert images.shape == (20, 28, 28, 1) and len(server.requests) == 4
   expected = np.frombuffer(gzip.decompress(server.files["t10k-labels-idx1-ubyte.gz"])[8:], np.uint8)
@@ -152,8 +153,8 @@ def test_data_uses_the_download_when_no_local_files(mirror, monkeypatch):
 
 def test_train_command_reports_a_mismatch_in_one_line(server, tmp_path, monkeypatch):
   """The real table (mnist's checksums) against generated files: exit 2, one line, no file."""
-  if data.has_idx_files(data.DATASETS["mnist"][0]):
-    pytest.skip(f"{data.DATASETS['mnist'][0]} holds MNIST here, so nothing is downloaded")
+  if registered.has_idx_files(registered.DATASETS["mnist"][0]):
+    pytest.skip(f"{registered.DATASETS['mnist'][0]} holds MNIST here, so nothing is downloaded")
   monkeypatch.setenv("CNNLAB_DATA_MIRROR", f"http://127.0.0.1:{server.server_port}")
   monkeypatch.setenv("CNNLAB_DOWNLOAD_DIR", str(tmp_path / "cache"))
   proc = run_cli("train", f"--config={REPO}/experiments/smoke.py", "--config.dataset=mnist",

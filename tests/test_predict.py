@@ -15,7 +15,6 @@ from cnnlab.inspect.predict import classify
 from cnnlab.errors import UserError
 from conftest import run_cli
 
-SHAPE = (28, 28, 1)  # Fashion-MNIST's, as data.image_shape gives it
 
 
 @pytest.fixture(scope="module")
@@ -59,23 +58,23 @@ def test_light_background_photos_are_inverted_cropped_and_resized(tmp_path):
   photo[50:90, 10:80] = (40, 30, 20)
   path = str(tmp_path / "photo.jpg")
   Image.fromarray(photo).save(path)
-  x, inverted = inputs.load_image(path, SHAPE)
+  x, inverted = inputs.load_image(path, "fashion_mnist")
   assert inverted and x.shape == (1, 28, 28, 1) and x.dtype == np.uint8
   assert x[0, 0, 0, 0] == 0 and x[0, 14, 14, 0] > 200  # black background, light object
   assert (x[0, :, :, 0] > 100).any(axis=0).all()  # the longest side fills the width
   dark = str(tmp_path / "dark.png")
   Image.fromarray(255 - photo).save(dark)
-  assert not inputs.load_image(dark, SHAPE)[1]
-  assert inputs.load_image(dark, SHAPE, invert="yes")[1]
+  assert not inputs.load_image(dark, "fashion_mnist")[1]
+  assert inputs.load_image(dark, "fashion_mnist", invert="yes")[1]
 
 
 def test_bad_pictures_and_indices_are_user_errors(smoke_run, tmp_path):
   text = tmp_path / "notes.png"
   text.write_text("this is not a picture")
   with pytest.raises(UserError, match="not an image"):
-    inputs.load_image(str(text), SHAPE)
+    inputs.load_image(str(text), "fashion_mnist")
   with pytest.raises(UserError, match="does not exist"):
-    inputs.load_image(str(tmp_path / "missing.jpg"), SHAPE)
+    inputs.load_image(str(tmp_path / "missing.jpg"), "fashion_mnist")
   with pytest.raises(UserError, match=r"out of range: the validation split has 512 images"):
     classify(smoke_run[0], index=512)
   with pytest.raises(UserError, match="unknown split"):

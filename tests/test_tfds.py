@@ -10,6 +10,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from cnnlab import data, download
+from cnnlab.input import registered
 from cnnlab.train import train_and_evaluate
 from conftest import smoke_config
 
@@ -17,10 +18,10 @@ from conftest import smoke_config
 @pytest.fixture
 def online(monkeypatch, tmp_path):
   """No local IDX files, and the network 'answers': data.load_split goes to TFDS."""
-  monkeypatch.setattr(data, "_network_reachable", lambda: True)
+  monkeypatch.setattr(registered, "network_reachable", lambda: True)
   monkeypatch.setattr(download, "FILES", {})  # no direct download (tests/test_download.py)
-  for name, (_, shape, names) in list(data.DATASETS.items()):
-    monkeypatch.setitem(data.DATASETS, name, (str(tmp_path / "absent"), shape, names))
+  for name, (_, shape, names) in list(registered.DATASETS.items()):
+    monkeypatch.setitem(registered.DATASETS, name, (str(tmp_path / "absent"), shape, names))
 
 
 @pytest.mark.parametrize("name, shape", [
@@ -42,9 +43,9 @@ def test_tfds_datasets_load_train_and_evaluate(online, tmp_path, name, shape):
 
 
 def test_tfds_offline_is_one_line_naming_the_fix(tmp_path, monkeypatch):
-  monkeypatch.setattr(data, "_network_reachable", lambda: False)
-  monkeypatch.setattr(download, "FILES", {})  # the TFDS branch, not the direct download
-  monkeypatch.setitem(data.DATASETS, "mnist", (str(tmp_path / "absent"), (28, 28, 1),
-                                               data.DATASETS["mnist"][2]))
-  with pytest.raises(data.UserError, match="TFDS cannot download it.*--data_dir"):
+  monkeypatch.setattr(registered, "network_reachable", lambda: False)
+  monkeypatch.setattr(download, "FILES", {})  # the TFDS branch (tests/test_download.py)
+  monkeypatch.setitem(registered.DATASETS, "mnist", (str(tmp_path / "absent"), (28, 28, 1),
+                                                     registered.DATASETS["mnist"][2]))
+  with pytest.raises(registered.UserError, match="TFDS cannot download it.*--data_dir"):
     data.load_split("mnist", "train")

@@ -69,7 +69,7 @@ class JaxTrainer:
     config = config.copy_and_resolve_references()
     config.batch_size = config.eval_batch_size = batch_size
     self.batch_size = batch_size
-    shape, classes = data.image_shape(config.dataset), data.num_classes(config.dataset)
+    shape, classes = data.image_shape(config), data.num_classes(config)
     rng = np.random.RandomState(seed)
     images = rng.randint(0, 256, (STEPS * batch_size, *shape)).astype(np.uint8)
     labels = rng.randint(0, classes, STEPS * batch_size).astype(np.int32)

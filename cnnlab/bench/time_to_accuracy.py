@@ -42,7 +42,7 @@ def run(config, target, log=print, t0=None, limit_s=None):
   """
   t0 = _T0 if t0 is None else t0
   config_lib.check(config)
-  images, labels = data.load_split(config.dataset, "train", config.data_dir or None)
+  images, labels = data.load_split(config, "train")
   if config.train_size:
     images, labels = images[:config.train_size], labels[:config.train_size]
   job = epochs.make_job(config, parallel.make_mesh(config.num_devices), (images, labels),

@@ -42,7 +42,7 @@ def main(argv):
   from cnnlab.cli import common
   common.setup_jax()
   common.setup_figures()
-  from cnnlab.inspect import plots, predict, restore
+  from cnnlab.inspect import plots, predict
   probs, names, x, what, _ = predict.classify(
       _WORKDIR.value, _IMAGE.value, _INDEX.value, _SPLIT.value, _WHICH.value, _INVERT.value,
       _LANG.value, _DATA_DIR.value)
@@ -52,7 +52,7 @@ def main(argv):
   if _CHART.value:
     chart_names = names
     if _LANG.value == "ko" and not plots.use_hangul_font():
-      chart_names = restore.class_names(rundir.Run(_WORKDIR.value).read_config(), "en")
+      chart_names = predict.class_names(rundir.Run(_WORKDIR.value).read_config(), "en")
       print("cnnlab: note: no font with Hangul is installed, so the chart uses English names",
             file=sys.stderr)
     fig = plots.probability_chart(probs, chart_names, x)

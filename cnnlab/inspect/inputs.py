@@ -1,13 +1,15 @@
 """Inputs to inspect a run with: dataset images by split and index, or any picture file.
 
-Pictures are made to look like the training data (grey, light object on black, the
-dataset's size), so a phone photo of a shoe can be classified like a test image.
+Pictures are made to look like the training data: for a folder or TFDS dataset through the
+one transform the training images took (cnnlab.input.transform); for the course's datasets
+(grey, light object on black, 28x28) a phone photo of a shoe is made to look like a test image.
 """
 
 import numpy as np
 
 from cnnlab import data
 from cnnlab.errors import UserError, closest
+from cnnlab.input import sources, transform
 
 SPLITS = ("train", "validation")
 
@@ -20,7 +22,7 @@ def dataset_images(config, split, data_dir=None):
                     f"{', '.join(SPLITS)}")
   config = with_data_dir(config, data_dir)
   if split == "train":
-    return data.load_split(config.dataset, "train", config.data_dir or None)
+    return data.load_split(config, "train")
   return data.load_train_validation(config)["validation"]
 
 
@@ -41,18 +43,31 @@ def pick(images, labels, index, split):
   return images[index:index + 1], int(labels[index])
 
 
-def load_image(path, shape, invert="auto"):
-  """Any picture file -> (uint8 (1, H, W, C) of `shape` like the training data, inverted?).
+def load_image(path, config, invert="auto"):
+  """Any picture file -> (uint8 (1, H, W, C) like the run's training data, inverted?).
 
-  Fashion-MNIST shows a light object on a black background. With invert="auto" the median of
-  the outer 2-pixel ring decides: a light ring (> 127) means a light background, so the
-  picture is inverted. Pictures of another size are then cropped to the object, padded to a
-  square, resized (longest side = the dataset's, as Fashion-MNIST was made) and contrast-stretched; a
-  picture already of the right size is used as it is, so a saved dataset image round-trips.
+  A folder or TFDS dataset's picture (or any with config.image_size set) passes through the
+  transform its training images took, inverted only with invert="yes"; the course's
+  datasets' pictures are made to look like them (`_like_course_data`).
   """
-  from PIL import Image, ImageOps, UnidentifiedImageError
   if invert not in ("auto", "yes", "no"):
     raise UserError(f"unknown --invert={invert!r}; choose auto, yes or no")
+  shape = data.image_shape(config)
+  if data.is_registered(config) and not sources.settings(config).image_size:
+    return _like_course_data(path, shape, invert)
+  x = transform.read(path, shape)
+  return (255 - x if invert == "yes" else x)[None], invert == "yes"
+
+
+def _like_course_data(path, shape, invert):
+  """Fashion-MNIST shows a light object on a black background. With invert="auto" the median
+  of the outer 2-pixel ring decides: a light ring (> 127) means a light background, so the
+  picture is inverted. Pictures of another size are then cropped to the object, padded to a
+  square, resized (longest side = the dataset's, as Fashion-MNIST was made) and
+  contrast-stretched; a picture already of the right size is used as it is, so a saved
+  dataset image round-trips.
+  """
+  from PIL import Image, ImageOps, UnidentifiedImageError
   try:
     with Image.open(path) as im:
       im = ImageOps.exif_transpose(im)

@@ -2,10 +2,11 @@
 
 import numpy as np
 
-from cnnlab import data, rundir
+from cnnlab import rundir
 from cnnlab.errors import UserError
 from cnnlab.inspect import inputs
-from cnnlab.inspect.restore import class_names, load_run
+from cnnlab.data import class_names
+from cnnlab.inspect.restore import load_run
 from cnnlab.train.evaluate import probabilities
 
 
@@ -27,9 +28,9 @@ def classify(workdir, image=None, index=None, split="validation", which="best", 
   if (image is None) == (index is None):
     raise UserError("pass --image=FILE (a picture) or --index=N (a dataset image), one of them")
   saved = rundir.Run(workdir).read_config()
-  names, shape = class_names(saved, lang), data.image_shape(saved.dataset)
+  names = class_names(saved, lang)
   if image is not None:  # check the picture before the (seconds-long) restore
-    x, inverted = inputs.load_image(image, shape, invert)
+    x, inverted = inputs.load_image(image, saved, invert)
     what, label = image + (" (light background: inverted)" if inverted else ""), None
   else:  # likewise the index
     x, label = inputs.pick(*inputs.dataset_images(saved, split, data_dir), index, split)

@@ -17,7 +17,7 @@ from cnnlab.errors import UserError
 from cnnlab.inspect import inputs, plots
 from cnnlab.inspect.layers import capture, kernel_of, layer_table, select_layers
 from cnnlab.inspect.predict import predict_split
-from cnnlab.inspect.restore import abstract_model, class_names, load_run
+from cnnlab.inspect.restore import abstract_model, load_run
 from cnnlab.train import state as state_lib
 
 
@@ -54,10 +54,10 @@ def write_figures(workdir, out=None, figures=Figures(), log=None):
   run = rundir.Run(workdir)
   config = run.read_config()
   model, abstract = abstract_model(config, workdir)
-  shape = data.image_shape(config.dataset)
+  shape = data.image_shape(config)
   table = layer_table(model, abstract, shape)
   layers = select_layers(table, abstract["params"], figures.layers, config.model.name)
-  names = class_names(config)
+  names = data.class_names(config)
   if figures.mistakes < 0:
     raise UserError(f"--mistakes={figures.mistakes} must be >= 0")
   picture = _picture(config, figures, shape, names)
@@ -87,7 +87,7 @@ def write_figures(workdir, out=None, figures=Figures(), log=None):
 def _picture(config, figures, shape, names):
   """(the image of the feature maps as the model takes it, a phrase saying which it is)."""
   if figures.image:
-    x, inverted = inputs.load_image(figures.image, shape, figures.invert)
+    x, inverted = inputs.load_image(figures.image, config, figures.invert)
     return x, f"{os.path.basename(figures.image)}{' (inverted)' if inverted else ''}"
   images = inputs.dataset_images(config, figures.split, figures.data_dir)
   x, label = inputs.pick(*images, figures.index, figures.split)

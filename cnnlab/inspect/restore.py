@@ -69,7 +69,7 @@ def abstract_model(config, workdir="the run"):
     model = state_lib.model_of(config)
   except UserError as err:
     raise UserError(f"the config.json of {workdir} cannot be built ({err})") from None
-  x = jax.ShapeDtypeStruct((1, *data.image_shape(config.dataset)), np.float32)
+  x = jax.ShapeDtypeStruct((1, *data.image_shape(config)), np.float32)
   init = functools.partial(model.init, train=False)
   return model, jax.eval_shape(init, jax.ShapeDtypeStruct((2,), np.uint32), x)
 
@@ -86,9 +86,3 @@ def _check_saved_params(mngr, workdir, config, params):
         f"the checkpoints in {workdir} hold another model than its config.json describes "
         f"(model {config.model.name!r}: {describe(want)}; checkpoint: {describe(got)}); "
         "pass the workdir the checkpoint was trained in, or restore its config.json")
-
-
-def class_names(config, lang="en"):
-  if lang not in ("en", "ko"):
-    raise UserError(f"unknown --lang={lang!r}; choose en or ko")
-  return data.class_names(config.dataset, lang)

@@ -18,7 +18,7 @@ from cnnlab.train.epoch_log import logger
 # Fields that define a run's trajectory: a resume must not change them.
 RUN_IDENTITY = ("dataset", "model", "optimizer", "batch_size", "seed", "split_seed",
                 "validation_fraction", "train_size", "label_smoothing", "num_seeds",
-                "augment", "dtype")
+                "augment", "dtype", "image_size", "test_fraction", "skip_bad_images")
 # Where the data is read from, not what it is: never compared on resume.
 LOCATION = ("data_dir",)
 

@@ -79,7 +79,7 @@ def num_seeds(config):
 
 def model_of(config):
   """The config's Flax model, for its dataset's class count, computing in config.dtype."""
-  return create_model_from_config(config.model, data.num_classes(config.dataset),
+  return create_model_from_config(config.model, data.num_classes(config),
                                   config.get("dtype", "float32"))
 
 
@@ -100,7 +100,7 @@ def build(config, steps_per_epoch=1, train_images=None):
   warn_slow_dtype(config)
   model = model_of(config)
   tx = make_optimizer(config.optimizer, config.num_epochs * steps_per_epoch)
-  create = lambda key: create_train_state(model, tx, key, data.image_shape(config.dataset))
+  create = lambda key: create_train_state(model, tx, key, data.image_shape(config))
   if parallel.stacked(num_seeds(config)):  # one stacked state: seed, seed+1, ... (vmapped)
     state = parallel.stack_seeds(create, [config.seed + i for i in range(num_seeds(config))])
   else:
