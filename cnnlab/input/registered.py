@@ -56,8 +56,10 @@ def class_names(name, lang="en"):
 def num_examples(name, split, data_dir=None):
   """Examples in a split: from the IDX header when the files are local, else TFDS's count."""
   path = _idx_path(data_dir or spec(name)[0], split, "images")
+  if path is None and not data_dir and download.available(name):
+    path = _idx_path(download.cache_dir(name), split, "images")
   if path is None:
-    return SIZES[name][split]
+    return SIZES.get(name, {}).get(split, 0)  # 0: not known before the files are read
   try:
     with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
       head = f.read(8)
