@@ -11,14 +11,15 @@ import math
 from cnnlab import data
 from cnnlab.augment import DEFAULT_ERASE_AREA, DEFAULT_ERASE_ASPECT
 from cnnlab.errors import UserError, closest
+from cnnlab.input import modes as input_modes
 from cnnlab.models import create_model_from_config
 
 # Fields that define a run's trajectory: a resume must not change them.
 RUN_IDENTITY = ("dataset", "model", "optimizer", "batch_size", "seed", "split_seed",
                 "validation_fraction", "train_size", "label_smoothing", "num_seeds",
                 "augment", "dtype")
-# Where the data is read from, not what it is: never compared on resume.
-LOCATION = ("data_dir",)
+# Where and how the data is read, not what it is: never compared on resume.
+LOCATION = ("data_dir", "input", "input_budget_mib", "input_workers")
 DTYPES = ("float32", "bfloat16")  # config.dtype: the models' computation dtype
 
 
@@ -64,6 +65,7 @@ def check(config):
   if config.get("dtype", "float32") not in DTYPES:
     raise UserError(f"config.dtype must be float32 or bfloat16, got {config.dtype!r}; set "
                     "--config.dtype=bfloat16 (mixed precision) or float32")
+  input_modes.check(config)
   check_devices(config)
 
 

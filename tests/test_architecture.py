@@ -12,7 +12,7 @@ CNNLAB = os.path.join(REPO, "cnnlab")
 # Each module's layer: a module may import only from its own layer or below (lazily too).
 LAYERS = [
     ["errors", "fields", "files", "supervisor"],
-    ["data", "augment", "ops", "pooling", "parallel", "rundir", "checkpoint", "compilation"],
+    ["data", "input", "augment", "ops", "pooling", "parallel", "rundir", "checkpoint", "compilation"],
     ["shapes"],
     ["models"],
     ["train.state"],
