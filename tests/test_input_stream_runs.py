@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, needs_data, tiny
-from test_multiprocess import finish, metrics, results, start
+from test_multiprocess import PEER_TIMEOUT_S, SHRUNK, _free_port, finish, metrics, results
 from test_reliability import TINY_FLAGS, _assert_same_run
 
 pytestmark = [needs_data, pytest.mark.slow]
@@ -143,3 +143,63 @@ def test_stream_trains_on_data_four_times_its_memory_budget_in_bounded_memory(tm
   assert (out["mode"], out["count"]) == ("Stream", 16400)  # auto chose stream; every batch
   assert out["peak"] <= out["overhead"] + budget_mib * 2 ** 20
   assert out["resident_peak"] >= out["resident_before"] + size
+
+
+COUNTING_RUNNER = r"""
+import atexit, os, sys
+from cnnlab.input import stream
+read, get = [], stream.Picked.__getitem__
+def counted(self, i):  # the training-split index of every example this process reads
+  read.append(int(self.indices[i]))
+  return get(self, i)
+stream.Picked.__getitem__ = counted
+path = os.environ["READS"] + os.environ.get("JAX_PROCESS_ID", "0")
+atexit.register(lambda: open(path, "w").write(" ".join(map(str, read))))
+from cnnlab.cli.__main__ import main
+sys.exit(main(["cnnlab", "train"] + sys.argv[1:]))
+"""
+
+
+EPOCHS = 2
+
+
+def _start(workdir, processes, devices, env):
+  """test_multiprocess.start's processes, running COUNTING_RUNNER (`train` plus counting)."""
+  base = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu",
+              XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+              CNNLAB_PEER_TIMEOUT_S=str(PEER_TIMEOUT_S), **env)
+  args = [sys.executable, "-c", COUNTING_RUNNER, f"--workdir={workdir}", *SHRUNK, STREAM,
+          f"--config.num_epochs={EPOCHS}"]
+  if processes > 1:
+    base.update(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{_free_port()}",
+                JAX_NUM_PROCESSES=str(processes))
+    args.append("--distributed")
+  return [subprocess.Popen(args, cwd=REPO, env=dict(base, JAX_PROCESS_ID=str(i)),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+          for i in range(processes)]
+
+
+def _reads(prefix, process):
+  return [int(i) for i in open(f"{prefix}{process}").read().split()]
+
+
+def test_two_processes_stream_their_own_shares_and_equal_one_process(tmp_path):
+  """2 processes x 2 CPU devices vs 1 process x 4, both streamed (2 epochs of 16 steps of 32
+  from 512 images): each process reads its 16 rows of every batch, 512 examples, together
+  each example once an epoch; the numbers are the one-process run's."""
+  for name, processes, devices in (("two", 2, 2), ("one", 1, 4)):
+    env = dict(READS=str(tmp_path / f"{name}-reads"))
+    outs = finish(_start(str(tmp_path / name), processes, devices, env))
+    assert [rc for rc, _, _ in outs] == [0] * processes, outs
+  two = [_reads(tmp_path / "two-reads", p) for p in (0, 1)]
+  assert [len(r) for r in two] == [EPOCHS * 16 * 16] * 2
+  assert sorted(two[0] + two[1]) == sorted(list(range(512)) * EPOCHS)
+  assert sorted(_reads(tmp_path / "one-reads", 0)) == sorted(list(range(512)) * EPOCHS)
+  rows = lambda d: [json.loads(l) for l in metrics(d).splitlines()]
+  r2, r1 = rows(tmp_path / "two"), rows(tmp_path / "one")
+  assert [r["step"] for r in r2] == [r["step"] for r in r1] == [16, 32]
+  for key in ("train_loss", "val_loss"):  # gloo's all-reduce sums in another order (as in
+    np.testing.assert_allclose([r[key] for r in r2], [r[key] for r in r1], rtol=1e-5)
+  for key in ("train_accuracy", "val_accuracy"):  # test_multiprocess): accuracies exact
+    assert [r[key] for r in r2] == [r[key] for r in r1]
+  assert results(tmp_path / "two")["test_accuracy"] == results(tmp_path / "one")["test_accuracy"]
