@@ -5,7 +5,7 @@ directory/images.npy (uint8 N x H x W x C) and labels.npy, and returns an arrays
 reading them back. A finished cache is marked by cache.json (written last, holding `key`, the
 count and the shape): a run killed while writing leaves no marker and the next one rewrites;
 a cache of another key (another dataset, size or transform) is rewritten too. Why .npy read
-with pread and not ArrayRecord: docs/data.md (random reads of single examples).
+with pread and not ArrayRecord: docs/input.md (random reads of single examples).
 """
 
 import json
