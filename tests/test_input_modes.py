@@ -103,6 +103,8 @@ def test_the_cache_decodes_once_and_reads_back_the_same_examples(tmp_path):
   copy = pickle.loads(pickle.dumps(first))  # a Grain worker's own copy opens its own file
   np.testing.assert_array_equal(copy[99][0], images[99])
   assert_same_batches(streamed(again, 3), resident(images, labels, 3))
+  place = cache.directory_for("fake|png", "/r")
+  assert place.startswith("/r/") and place != cache.directory_for("fake|jpg", "/r")
 
 
 def test_a_cache_of_another_key_or_an_unfinished_one_is_rewritten(tmp_path):

@@ -8,6 +8,7 @@ a cache of another key (another dataset, size or transform) is rewritten too. Wh
 with pread and not ArrayRecord: docs/input.md (random reads of single examples).
 """
 
+import hashlib
 import json
 import os
 
@@ -40,6 +41,14 @@ def cached(source, directory, key, log=None):
       raise UserError(f"no space left on device while caching into {directory}; free "
                       "space or choose another cache directory") from None
   return arrays.NpyFiles(*paths)
+
+
+def directory_for(key, root=None):
+  """The default place of `key`'s cache: $CNNLAB_DATA_CACHE or ~/.cache/cnnlab/decoded, then a
+  digest of the key (a dataset name with its size and transform, e.g. "folder:/x|32|train")."""
+  root = root or os.environ.get("CNNLAB_DATA_CACHE") or os.path.join(
+      os.path.expanduser("~"), ".cache", "cnnlab", "decoded")
+  return os.path.join(root, hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
 def _read_marker(directory):
