@@ -10,6 +10,7 @@ import math
 from cnnlab import data
 from cnnlab.augment import DEFAULT_ERASE_AREA, DEFAULT_ERASE_ASPECT
 from cnnlab.errors import UserError, closest
+from cnnlab.input import modes as input_modes
 from cnnlab.input.transform import MAX_IMAGE_SIZE
 from cnnlab.models import create_model_from_config
 
@@ -59,6 +60,7 @@ def check(config):
   if config.get("dtype", "float32") not in DTYPES:
     raise UserError(f"config.dtype must be float32 or bfloat16, got {config.dtype!r}; set "
                     "--config.dtype=bfloat16 (mixed precision) or float32")
+  input_modes.check(config)
   check_devices(config)
 
 

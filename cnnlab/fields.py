@@ -19,6 +19,10 @@ FIELDS = {
         "train_size": "train on the first N training images only; 0 = all",
         "validation_size": "validate on the first N held-out images only; 0 = all",
         "test_size": "test on the first N test images only; 0 = all 10,000",
+        "input": "auto, resident (training split on every device) or stream (Grain)",
+        "input_budget_mib": "auto picks resident up to this split size; 0 = 1/4 of min(host, "
+                            "device memory)",
+        "input_workers": "stream: decoding processes; 0 = none for arrays, one per core else",
     },
     "model": {
         "model.name": "a model of cnnlab/models/registry.py; its hyperparameters follow",

@@ -25,6 +25,12 @@ def get_config():
   c.image_size = 0
   c.test_fraction = 0.2
   c.skip_bad_images = False
+  # Input (cnnlab/input/modes.py): resident = the uint8 training split on every device, stream
+  # = Grain reads each process's share of every batch; the same numbers either way. auto =
+  # resident when the split fits input_budget_mib (0 = a quarter of min(host, device memory)).
+  c.input = "auto"
+  c.input_budget_mib = 0
+  c.input_workers = 0  # stream: decoding worker processes; 0 = none for arrays, else per core
   # Model (any name of cnnlab.models.MODELS plus its hyperparameters).
   c.model = ml_collections.ConfigDict({"name": "textbook_cnn", "dropout": 0.4})
   # Optimizer: Keras' Adam defaults.

@@ -110,6 +110,8 @@ def cases(g):
       "train: batch 0": (["train", SMOKE, "--config.batch_size=0", f"--workdir={g}/fresh4"], ["batch_size"], None),
       "train: unknown key": (["train", SMOKE, "--config.batch_sise=3", f"--workdir={g}/fresh5"], ["batch_sise", "batch_size"], None),
       "train: wrong type": (["train", SMOKE, "--config.num_epochs=two", f"--workdir={g}/fresh6"], ["num_epochs"], None),
+      "train: unknown input mode": (["train", SMOKE, "--config.input=streamed", f"--workdir={g}/fresh_input"], ["config.input must be auto, resident or stream, got 'streamed'"], None),
+      "train: stream with seeds": (["train", SMOKE, "--config.input=stream", "--config.num_seeds=2", f"--workdir={g}/fresh_input2"], ["--config.num_seeds=1 or --config.input=resident"], None),
       "train: missing data dir": (["train", SMOKE, "--data_dir=/nonexistent/fm", f"--workdir={g}/fresh7"], ["/nonexistent/fm"], None),
       "train: truncated IDX": (["train", SMOKE, f"--data_dir={g}/truncated", f"--workdir={g}/fresh8"], ["truncated"], None),
       "train: garbled IDX": (["train", SMOKE, f"--data_dir={g}/bad_magic", f"--workdir={g}/fresh9"], ["magic number"], None),

@@ -78,8 +78,7 @@ class JaxTrainer:
     _, state = state_lib.build(config, self.job.steps_per_epoch, images)
     self.state = jax.device_put(state, self.job.replicated)
     self.sums = jax.device_put(step_lib.zero_sums(self.job.num_seeds), self.job.replicated)
-    self.data = (self.job.images, self.job.labels,
-                 self.job.epoch_order(self.state.step, self.state.rng))
+    self.data = next(self.job.batches.epoch(self.state, 0))  # the resident mode's arguments
 
   def _step(self):
     self.state, self.sums = self.job.train_batch(self.state, self.sums, *self.data)

@@ -11,4 +11,7 @@
 A source is any object with `__len__` and `__getitem__(i) -> (uint8 (H, W, C), int label)`,
 already transformed to `info(config).shape`; `arrays()` gives the whole split at once (the
 resident mode, cnnlab.data).
+
+How a source reaches the devices is its mode (config.input): modes.py (resident, or streamed
+by stream.py with Grain), arrays.py (in-memory and .npy sources), cache.py (a decoded copy on disk).
 """

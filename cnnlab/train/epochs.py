@@ -1,9 +1,10 @@
 """The one epoch loop: train epoch by epoch, evaluate after each, and let a hook decide.
 
-Data lives on the device; each step gathers its own batch from a per-epoch permutation, and
-metrics are summed on the device and read back once per epoch. `run_epochs` calls a hook
-after every epoch's evaluation, and the hook decides what an epoch means to its caller
-(train_and_evaluate: record, checkpoint, early stopping; time-to-accuracy: "reached yet?").
+The input mode (cnnlab.input.modes: resident on the device, or streamed) gives each step its
+data in the order of a per-epoch permutation; metrics are summed on the device and read back
+once per epoch. `run_epochs` calls a hook after every epoch's evaluation, and the hook decides
+what an epoch means to its caller (train_and_evaluate: record, checkpoint, early stopping;
+time-to-accuracy: "reached yet?").
 """
 
 import signal
@@ -16,46 +17,40 @@ from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from cnnlab import parallel
+from cnnlab.input import modes as input_modes
 from cnnlab.train import state as state_lib
 from cnnlab.train import step as step_lib
 from cnnlab.train.evaluate import eval_batches, evaluate, precompile_evaluation
 
 
 class Job(NamedTuple):
-  """What the epoch loop needs: the config, the data on the device, the jitted programs."""
+  """What the epoch loop needs: the config, the input mode, the jitted programs."""
   config: Any
   steps_per_epoch: int
   num_seeds: int  # 1, or S > 1: the state is stacked and the programs vmapped
   replicated: Any  # where the state, sums and training data live
   batch_sharding: Any  # how a batch splits over the devices
-  images: Any
-  labels: Any
   eval_batches: list
   train_batch: Callable
-  epoch_order: Callable
-  feed: Any = None  # multi-process: order -> (this epoch's batches, labels, order)
+  batches: Any  # the input mode (cnnlab.input.modes): epoch(state, start) -> each step's data
 
 
 def make_job(config, mesh, train, evaluation):
-  """Put the training split and the evaluation batches on the mesh; jit the programs."""
-  images, labels = train
-  steps_per_epoch = len(images) // config.batch_size  # the last partial batch is dropped
+  """The training split's input mode (`train`: (images, labels) or a source), the evaluation
+  batches on the mesh, and the jitted programs."""
+  n = len(train[0] if isinstance(train, tuple) else train)
+  steps_per_epoch = n // config.batch_size  # the last partial batch is dropped
   num_seeds = state_lib.num_seeds(config)
   replicated, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
   batches = eval_batches(*evaluation, config.eval_batch_size, sharded)
-  feed = None
-  if jax.process_count() > 1 and not parallel.stacked(num_seeds):
-    # each process feeds its share of every batch
-    feed = parallel.epoch_feed(images, labels, config.batch_size, steps_per_epoch, mesh)
-  else:  # the training split lives on the devices; each step gathers its batch there
-    images, labels = parallel.put((images, labels), replicated)
+  order = step_lib.make_epoch_order(steps_per_epoch, n, num_seeds)
+  feed = input_modes.make(config, mesh, train, steps_per_epoch, num_seeds, order)
   train_batch = step_lib.make_train_batch(
-      config.batch_size, steps_per_epoch, num_seeds=num_seeds, batch_sharding=sharded,
-      prebatched=feed is not None, label_smoothing=config.label_smoothing,
-      skip_nonfinite=config.skip_nonfinite_updates, augment_config=_augment_config(config))
-  epoch_order = step_lib.make_epoch_order(steps_per_epoch, len(images), num_seeds)
-  return Job(config, steps_per_epoch, num_seeds, replicated, sharded, images, labels, batches,
-             train_batch, epoch_order, feed)
+      config.batch_size, feed.fed_steps or steps_per_epoch, num_seeds=num_seeds,
+      batch_sharding=sharded, prebatched=feed.fed_steps is not None,
+      label_smoothing=config.label_smoothing, skip_nonfinite=config.skip_nonfinite_updates,
+      augment_config=_augment_config(config))
+  return Job(config, steps_per_epoch, num_seeds, replicated, sharded, batches, train_batch, feed)
 
 
 def _augment_config(config):
@@ -104,17 +99,19 @@ def run_epochs(job, state, sums, on_epoch, stop=None, on_interrupt=None):
 
 
 def _train_epoch(job, state, sums, step, stop):
-  order = job.epoch_order(state.step, state.rng)
-  data = job.feed(order) if job.feed else (job.images, job.labels, order)
+  data = job.batches.epoch(state, step % job.steps_per_epoch)  # input: one item per step
   bar = tqdm(range(step % job.steps_per_epoch, job.steps_per_epoch),
              desc=f"epoch {step // job.steps_per_epoch + 1}", leave=False, disable=None,
              mininterval=1.0, unit="step")
-  for i in bar:
-    state, sums = job.train_batch(state, sums, *data)
-    if stop is not None and stop.check(step - step % job.steps_per_epoch + i + 1):
-      break
-    if i % 100 == 99:
-      jax.block_until_ready(sums["count"])  # keep the bar honest; reads nothing back
+  try:
+    for i in bar:
+      state, sums = job.train_batch(state, sums, *next(data))
+      if stop is not None and stop.check(step - step % job.steps_per_epoch + i + 1):
+        break
+      if i % 100 == 99:
+        jax.block_until_ready(sums["count"])  # keep the bar honest; reads nothing back
+  finally:
+    data.close()  # a streamed epoch ends its readers
   return state, sums
 
 

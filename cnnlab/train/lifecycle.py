@@ -19,8 +19,8 @@ from cnnlab.train.epoch_log import logger
 RUN_IDENTITY = ("dataset", "model", "optimizer", "batch_size", "seed", "split_seed",
                 "validation_fraction", "train_size", "label_smoothing", "num_seeds",
                 "augment", "dtype", "image_size", "test_fraction", "skip_bad_images")
-# Where the data is read from, not what it is: never compared on resume.
-LOCATION = ("data_dir",)
+# Where and how the data is read, not what it is: never compared on resume.
+LOCATION = ("data_dir", "input", "input_budget_mib", "input_workers")
 
 
 def saved_config(workdir, overrides):
