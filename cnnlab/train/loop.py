@@ -14,6 +14,7 @@ import numpy as np
 from cnnlab import checkpoint, data, parallel, rundir
 from cnnlab import config as config_lib
 from cnnlab.errors import UserError, is_disk_full, warn
+from cnnlab.train import profile
 from cnnlab.train import state as state_lib
 from cnnlab.train import step as step_lib
 from cnnlab.train.epoch_log import epoch_log
@@ -128,6 +129,7 @@ def _train(config, run, resume, log, stop):
       run.write_config(config)
     epochs = epoch_log(run, history, log)
     job = make_job(config, mesh, splits["train"], splits["validation"])
+    job = profile.traced(job, host_step(state), run.dir)  # config.profile_steps: W/profile/
     state, sums = parallel.put((state, sums), job.replicated)
     t_start = time.time() - wall  # time before a resume counts
     stop.raise_if_set()
