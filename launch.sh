@@ -49,7 +49,7 @@ setup() {
   # as Colab's preinstalled packages are; remembered in the venv for later reinstalls
   local pins="${CNNLAB_PINS:-$(cat "$VENV/.cnnlab-pins" 2>/dev/null || true)}" held=()
   [ -n "$pins" ] && held=(-c "$pins") && echo "$pins" >"$VENV/.cnnlab-pins"
-  say "installing cnnlab and its dependencies into $VENV (pip install -e .[dev] ${held[*]}); pip's output: $log"
+  say "installing cnnlab and its dependencies into $VENV (pip install -e .[dev]${pins:+ -c $pins}); pip's output: $log"
   if ! { "$PY" -m pip install --upgrade pip && { [ -z "$pins" ] || "$PY" -m pip install -r "$pins"; } \
          && "$PY" -m pip install -e "$ROOT[dev]" "${held[@]}"; } >"$log" 2>&1; then
     # pip's own error lines when it wrote any, else its last lines
