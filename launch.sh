@@ -45,8 +45,13 @@ setup() {
     python3 -m venv "$VENV" || die "could not create $VENV (Debian: apt-get install python3-venv)"
   fi
   log="$VENV/pip-install.log"
-  say "installing cnnlab and its dependencies into $VENV (pip install -e .[dev]); pip's output: $log"
-  if ! { "$PY" -m pip install --upgrade pip && "$PY" -m pip install -e "$ROOT[dev]"; } >"$log" 2>&1; then
+  # CNNLAB_PINS=FILE (CI's Colab row): those versions first, then held while the rest resolves,
+  # as Colab's preinstalled packages are; remembered in the venv for later reinstalls
+  local pins="${CNNLAB_PINS:-$(cat "$VENV/.cnnlab-pins" 2>/dev/null || true)}" held=()
+  [ -n "$pins" ] && held=(-c "$pins") && echo "$pins" >"$VENV/.cnnlab-pins"
+  say "installing cnnlab and its dependencies into $VENV (pip install -e .[dev]${pins:+ -c $pins}); pip's output: $log"
+  if ! { "$PY" -m pip install --upgrade pip && { [ -z "$pins" ] || "$PY" -m pip install -r "$pins"; } \
+         && "$PY" -m pip install -e "$ROOT[dev]" "${held[@]}"; } >"$log" 2>&1; then
     # pip's own error lines when it wrote any, else its last lines
     { grep -E '^(ERROR|error)\b' "$log" || tail -n 15 "$log"; } | tail -n 15 >&2
     die "pip install failed (pip's error is above; its whole output is in $log)"

@@ -53,6 +53,10 @@ def check(config):
   if config.transfer_guard not in ("", "allow", "log", "disallow"):
     raise UserError(f"config.transfer_guard must be allow, log or disallow, got "
                     f"{config.transfer_guard!r}")
+  profile_steps = config.get("profile_steps", 0)
+  if not isinstance(profile_steps, int) or profile_steps < 0:
+    raise UserError(f"config.profile_steps must be an integer >= 0 (0 = no profile), got "
+                    f"{profile_steps!r}")
   if not isinstance(config.get("num_seeds", 1), int) or config.get("num_seeds", 1) < 1:
     raise UserError(f"config.num_seeds must be >= 1, got {config.get('num_seeds')}")
   if config.get("augment") is not None:

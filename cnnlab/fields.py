@@ -48,6 +48,7 @@ FIELDS = {
         "seed": "seed of the weights, data order, dropout and augmentation",
         "skip_nonfinite_updates": "skip steps with a NaN/inf loss instead of stopping the run",
         "transfer_guard": "host<->device copies in the epoch loop: disallow, log, allow",
+        "profile_steps": "trace N training steps after the first into W/profile/ (jax.profiler); 0 = off",
         "deterministic": "GPU: bit-identical reruns (deterministic XLA ops), slower",
         "dtype": "float32, or bfloat16 activations/matmuls (float32 weights and loss; TPU/GPU)",
     },

@@ -1,6 +1,10 @@
 """The one pooling implementation of cnnlab: `pool_nhwc`, behind ops.pool and the model layers.
 
-It picks its path for training speed on XLA:CPU (the numbers are always reduce_window's).
+Its numbers are always lax.reduce_window's. The path is chosen per platform when the program
+is lowered (`jax.lax.platform_dependent`), so one traced program serves every backend: on
+XLA:CPU, whose reduce_window gradient (select_and_scatter) is slow, reshape + reduce and
+elementwise maxima (the course CNN trained about twice as fast); elsewhere reduce_window
+itself, the path TPU and GPU compilers are built for.
 """
 
 import functools
@@ -10,22 +14,27 @@ import jax.numpy as jnp
 from jax import lax
 
 
+def window_and_strides(window, stride=None):
+  """(window, strides) as 2-tuples from ints or pairs; the stride defaults to the window."""
+  win = (window, window) if isinstance(window, int) else tuple(window)
+  strides = win if stride is None else (stride, stride) if isinstance(stride, int) else tuple(stride)
+  return win, strides
+
+
 def pool_nhwc(x, window=2, stride=None, kind="max", pads=((0, 0), (0, 0))):
   """Pooling of an (N, H, W, C) batch: the one implementation behind every pool in cnnlab.
 
-  Stride defaults to the window; `pads` are (before, after) pixels per spatial axis (resolved
-  by `resolve_padding`, checked by `pool`), which never win: max pads with -inf, min with
-  +inf, avg divides by the real pixels. The numbers are those of `lax.reduce_window`; the
-  path is picked for training speed on XLA:CPU, whose reduce_window gradient
-  (select_and_scatter) is slow: reshape + reduce made the course CNN train about twice as fast.
+  `pads` are (before, after) pixels per spatial axis (resolved by ops.resolve_padding,
+  checked by ops.pool), which never win: max pads with -inf, min with +inf, avg divides by
+  the real pixels. On CPU:
   - windows that tile the (padded) image, stride == window: reshape + reduce (rows VALID never
     reads are cropped), and max/min send each window's gradient to its first extreme
-    (`_tiled_extreme`);
+    (`_tiled_extreme`), as select_and_scatter does;
   - other max/min pools: an elementwise max/min over the window's shifted, strided views;
-  - other average pools: reduce_window sums divided by the count of real pixels.
+  - average pools: reshape + mean when the windows tile, else reduce_window sums divided by
+    the count of real pixels (the same on every platform).
   """
-  win = (window, window) if isinstance(window, int) else tuple(window)
-  strides = win if stride is None else (stride, stride) if isinstance(stride, int) else tuple(stride)
+  win, strides = window_and_strides(window, stride)
   pads = tuple(tuple(p) for p in pads)
   if kind == "avg":
     return _avg_pool(x, win, strides, pads)
@@ -36,8 +45,17 @@ def pool_nhwc(x, window=2, stride=None, kind="max", pads=((0, 0), (0, 0))):
     _, h, w, _ = x.shape
     if h % win[0] or w % win[1]:
       x = x[:, :h - h % win[0], :w - w % win[1]]
-    return _tiled_extreme(x, win, kind)
-  return _shifted_extreme(x, win, strides, kind)
+    cpu = lambda x: _tiled_extreme(x, win, kind)
+  else:
+    cpu = lambda x: _shifted_extreme(x, win, strides, kind)
+  return lax.platform_dependent(x, cpu=cpu, default=lambda x: _reduce_window(x, win, strides, kind))
+
+
+def _reduce_window(x, win, strides, kind):
+  """XLA's own max/min pool (VALID: the padding is already in x); select_and_scatter gradient."""
+  init, op = (-jnp.inf, lax.max) if kind == "max" else (jnp.inf, lax.min)
+  # a Python scalar init: lax.reduce_window recognises max/min (and their gradients) only then
+  return lax.reduce_window(x, init, op, (1,) + win + (1,), (1,) + strides + (1,), "VALID")
 
 
 def _avg_pool(x, win, strides, pads):

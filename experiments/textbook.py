@@ -49,6 +49,7 @@ def get_config():
   c.seed = 0
   c.skip_nonfinite_updates = False
   c.transfer_guard = "disallow"  # the epoch loop must not move data host<->device
+  c.profile_steps = 0  # N > 0: a jax.profiler trace of N steps after the first, in W/profile/
   # Scale: S > 1 trains seeds seed..seed+S-1 together in one vmapped program (mean +- std);
   # num_devices 0 = data parallel over all local devices (the batch must divide evenly).
   c.num_seeds = 1

@@ -3,7 +3,8 @@
 Each executed notebook is shared by the tests that read its outputs (one kernel, one training
 per notebook): explore.ipynb trains the smoke config itself into a workdir holding no run;
 colab_tpu.ipynb trains the smoke config for one epoch (CNNLAB_NOTEBOOK_TINY=1). Their install
-cells find cnnlab importable here and install nothing.
+cells find cnnlab importable here and install nothing. CI also runs colab_tpu.ipynb under
+Colab's TPU-runtime versions (.ci/run, ci/colab-tpu-pins.txt).
 """
 
 import json
@@ -91,6 +92,6 @@ def test_colab_tpu_notebook_runs_on_cpu_in_float32(colab):
   nb, text, pngs = colab
   assert text.startswith(NOTHING_TO_INSTALL)  # the install cell is a no-op here
   assert "backend: cpu | devices: " in text and "no TPU here (cpu)" in text
-  assert "dtype: float32 | data: default (IDX files or TFDS)\n" in text
+  assert "dtype: float32 | batch: 32 | data: default (IDX files or TFDS)\n" in text
   assert "test accuracy" in text and "conv1 kernel {'shape': (3, 3, 1, 32)" in text
   assert len(pngs) == 3  # curves, kernels, feature maps

@@ -5,10 +5,13 @@ import gzip
 import json
 import os
 
+import pytest
+
 from conftest import DATA_DIR, needs_data, run_cli
 
 
 @needs_data
+@pytest.mark.slow  # a training subprocess: ~30 s on a loaded 2-core machine
 def test_five_traced_steps_of_the_course_cnn(tmp_path):
   workdir = tmp_path / "run"
   proc = run_cli("train", "--config=experiments/smoke.py", f"--workdir={workdir}",

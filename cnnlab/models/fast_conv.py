@@ -1,9 +1,10 @@
 """Convolution tuned for XLA:CPU training (same numbers as nn.Conv), used by layers.Conv.
 
-Measured on a 2-core AVX2 CPU (jaxlib 0.10.2): XLA's forward conv and its input gradient are
-fast, but the kernel gradient of a conv with one input channel runs at a few GFLOP/s; an
-im2col matmul split over image chunks is several times faster there. (The fast pooling
-gradient lives in ops.pool_nhwc, the one pooling implementation.)
+XLA:CPU's forward conv and input gradient are fast, but its kernel gradient for a conv with
+one input channel is slow; an im2col matmul split over image chunks is several times faster
+there (docs/performance.md has the numbers). The kernel gradient is chosen per platform when
+the program is lowered: im2col on CPU, XLA's own everywhere else. (The fast pooling gradient
+lives in pooling.pool_nhwc.)
 """
 
 import functools
@@ -51,7 +52,7 @@ def kernel_grad_im2col(x, g, kernel_shape, strides, pads):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def conv_small_cin(x, kernel, strides, pads):
-  """XLA's conv forward and input gradient, im2col kernel gradient (for few input channels)."""
+  """XLA's conv forward and input gradient; kernel gradient by im2col on CPU (few input channels)."""
   return lax_conv(x, kernel, strides, pads)
 
 
@@ -62,7 +63,9 @@ def _conv_fwd(x, kernel, strides, pads):
 def _conv_bwd(strides, pads, res, g):
   x, kernel = res
   _, vjp_x = jax.vjp(lambda x: lax_conv(x, kernel, strides, pads), x)
-  dk = kernel_grad_im2col(x, g, kernel.shape, strides, pads)
+  im2col = lambda x, g: kernel_grad_im2col(x, g, kernel.shape, strides, pads)
+  xla = lambda x, g: jax.vjp(lambda k: lax_conv(x, k, strides, pads), kernel)[1](g)[0]
+  dk = lax.platform_dependent(x, g, cpu=im2col, default=xla)
   return vjp_x(g)[0], dk.astype(kernel.dtype)
 
 

@@ -7,10 +7,12 @@ reserves a submodule's name in every collection, so the outputs live in the chil
 `layer_outputs`, which keeps forward order: summaries, feature maps and shape checks then
 work for any model without special cases.
 
-The fast layers decide their backend themselves, so a model body is written once, plainly:
-`Conv` (a drop-in for nn.Conv), `max_pool`/`avg_pool`/`relu_max_pool` (pooling.pool_nhwc, the one
-pooling implementation) and `image_groups`, which runs a per-image sub-network in groups of
-images on CPU.
+The fast layers choose their path per platform when the program is lowered
+(`jax.lax.platform_dependent`), so a model body is written once, plainly, and one traced
+program serves CPU, GPU and TPU: `Conv` (a drop-in for nn.Conv),
+`max_pool`/`avg_pool`/`relu_max_pool` (pooling.pool_nhwc, the one pooling implementation) and
+`image_groups`, which runs a per-image sub-network in groups of images on CPU. The speed-ups
+they buy on CPU are measured in docs/performance.md.
 """
 
 import functools
@@ -53,15 +55,13 @@ def layer_outputs(model, variables, x):
 class Conv(nn.Module):
   """Drop-in for nn.Conv (same 'kernel' HWIO and 'bias' params and init), faster on CPU.
 
-  On CPU a conv with few input channels and at least as many filters as patch values
+  A conv with few input channels and at least as many filters as patch values
   (kh*kw*C_in <= min(64, features), e.g. the textbook CNN's 3x3 grey conv1 with 32 filters)
-  takes its kernel gradient from an im2col matmul (fast_conv.py says why). With fewer
-  filters, building the patches costs more than XLA's gradient (1 channel, 16 images:
-  5x5 -> 6 filters 0.35 ms XLA vs 1.31 ms im2col, 3x3 -> 6 filters 0.26 vs 0.65 ms, but
-  3x3 -> 32 filters 0.76 vs 0.58 ms). Every other case, and every other backend, is plain
-  lax.conv_general_dilated. Padding forms are nn.Conv's ("SAME", "VALID", an int, (lo, hi)
-  pairs), resolved by ops.resolve_padding. `dtype` casts inputs and parameters for the
-  computation (mixed precision: bfloat16 activations, float32 parameters), as nn.Conv does.
+  takes its kernel gradient from an im2col matmul on CPU (fast_conv.py); with fewer filters,
+  building the patches costs more than it saves. Every other case, and every other
+  platform, is plain lax.conv_general_dilated. Padding forms are nn.Conv's, resolved by
+  ops.resolve_padding. `dtype` casts inputs and parameters for the computation (bfloat16
+  activations, float32 parameters), as nn.Conv does.
   """
   features: int
   kernel_size: Sequence[int] = (3, 3)
@@ -84,7 +84,7 @@ class Conv(nn.Module):
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     pads = ops.resolve_padding(self.padding, x.shape[1:3], (kh, kw), strides)
     depth = kh * kw * x.shape[-1]
-    small = depth <= min(64, self.features) and jax.default_backend() == "cpu"
+    small = depth <= min(64, self.features)  # fast_conv picks the gradient per platform
     conv = fast_conv.conv_small_cin if small else fast_conv.lax_conv
     y = conv(x, kernel, strides, pads)
     return y if bias is None else y + bias
@@ -112,19 +112,15 @@ def relu_max_pool(x, window=2, stride=None):
 
 
 def activation_pool(y, activation, kind="max", window=2):
-  """pool(activation(y)) for a pooling kind "max"/"avg"; ReLU + max runs as relu_max_pool.
-
-  The same numbers either way; the fused order trained lenet5_relu 1.06x (batch 128) to 1.3x
-  (batch 32) faster on a loaded 2-core CPU.
-  """
+  """pool(activation(y)) for a pooling kind "max"/"avg"; ReLU + max runs as relu_max_pool
+  (the same numbers, less work)."""
   if activation is nn.relu and kind == "max":
     return relu_max_pool(y, window)
   return _pool(activation(y), window, None, "VALID", kind)
 
 
 def _pool(x, window, stride, padding, kind):
-  win = (window, window) if isinstance(window, int) else tuple(window)
-  strides = win if stride is None else (stride,) * 2 if isinstance(stride, int) else tuple(stride)
+  win, strides = pooling.window_and_strides(window, stride)
   pads = ops.resolve_padding(padding, x.shape[1:3], win, strides)
   return pooling.pool_nhwc(x, win, strides, kind, pads)
 
@@ -133,30 +129,27 @@ def image_groups(fn, layers, x, max_groups=8):
   """fn(x, *layers) for a per-image sub-network, run on CPU in groups of images: same numbers.
 
   `layers` are the (bound) submodules `fn` calls, e.g. convs and a Taps; `fn` must treat each
-  image on its own (convs, pools, activations; no BatchNorm, dropout or mutable state). On a
-  2-core CPU the textbook CNN's conv trunk trained ~1.4x (batch 32) to ~1.7x (batch 128)
-  faster in groups of 8 images: each group's activations and gradients stay in cache (see
-  `in_chunks` for the group sizes). The layers are cloned unbound and their variables passed
-  explicitly to ONE jitted function that every group calls: JAX traces, differentiates and
-  lowers the sub-network once instead of once per group, and XLA inlines the calls (same
-  fusions, numbers and speed; batch-128 step: StableHLO 210 kB -> 97 kB).
-
-  fn runs plainly (same numbers) off CPU, when max_groups <= 1, while initializing (the
-  layers create their parameters in place) and while layer outputs are recorded (a mutable
-  "intermediates" collection: taps must reach the caller).
+  image on its own (convs, pools, activations; no BatchNorm, dropout or mutable state). On
+  CPU each group's activations and gradients stay in cache (`in_chunks` sizes the groups).
+  The layers are cloned unbound and their variables passed explicitly to ONE jitted function
+  that every group calls, so JAX traces, differentiates and lowers the sub-network once, not
+  once per group. Other platforms run fn on the whole batch (chosen when the program is
+  lowered), as do max_groups <= 1, initialization (the layers create their parameters in
+  place) and recording layer outputs (a mutable "intermediates" collection: taps must reach
+  the caller).
   """
   probe = layers[0]
-  if (jax.default_backend() != "cpu" or max_groups <= 1 or probe.is_initializing()
-      or probe.is_mutable_collection("intermediates")):
+  if max_groups <= 1 or probe.is_initializing() or probe.is_mutable_collection("intermediates"):
     return fn(x, *layers)
   unbound = tuple(layer.clone(parent=None) for layer in layers)
   variables = tuple(layer.variables for layer in layers)
 
-  @jax.jit
-  def group(variables, x):
+  def whole(variables, x):
     return fn(x, *(layer.bind(v) for layer, v in zip(unbound, variables)))
 
-  return in_chunks(functools.partial(group, variables), x, max_chunks=max_groups)
+  group = jax.jit(whole)
+  grouped = lambda variables, x: _chunked(functools.partial(group, variables), x, 8, max_groups)
+  return jax.lax.platform_dependent(variables, x, cpu=grouped, default=whole)
 
 
 def in_chunks(fn, x, chunk=8, max_chunks=8):
@@ -164,12 +157,16 @@ def in_chunks(fn, x, chunk=8, max_chunks=8):
 
   For per-image layers (convs, pools; not BatchNorm); models use it through `image_groups`.
   Groups are at least `chunk` images and at most `max_chunks`: each group is a copy of fn in
-  the program unless fn is one jitted function, and compile time grows with the copies
-  (batch 128, first step on a loaded machine: 8.4 s whole, 11 s in 4 groups, 15 s in 8, 28 s
-  in 16). Other backends get fn(x) unchanged.
+  the program unless fn is one jitted function, and compile time grows with the copies.
+  Other platforms get fn(x) unchanged (chosen when the program is lowered).
   """
+  return jax.lax.platform_dependent(
+      x, cpu=lambda x: _chunked(fn, x, chunk, max_chunks), default=fn)
+
+
+def _chunked(fn, x, chunk, max_chunks):
   n = x.shape[0]
   chunk = max(chunk, -(-n // max_chunks))
-  if jax.default_backend() != "cpu" or n <= chunk:
+  if n <= chunk:
     return fn(x)
   return jax.numpy.concatenate([fn(x[i:i + chunk]) for i in range(0, n, chunk)])

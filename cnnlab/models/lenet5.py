@@ -21,7 +21,7 @@ from cnnlab.errors import UserError
 from cnnlab.models.layers import Conv, Taps, activation_pool, image_groups
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": nn.relu}
-_POOLS = {"avg": "avg", "max": "max"}  # field value -> pooling kind (ops.pool_nhwc)
+_POOLS = {"avg": "avg", "max": "max"}  # field value -> pooling kind (pooling.pool_nhwc)
 
 
 def _choose(table, value, field):

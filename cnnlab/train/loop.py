@@ -16,7 +16,7 @@ import numpy as np
 from cnnlab import checkpoint, data, parallel, rundir
 from cnnlab import config as config_lib
 from cnnlab.errors import UserError, is_disk_full, warn
-from cnnlab.train import lifecycle
+from cnnlab.train import lifecycle, profile
 from cnnlab.train import state as state_lib
 from cnnlab.train import step as step_lib
 from cnnlab.train.epoch_log import epoch_log, logger, logging_to
@@ -83,6 +83,7 @@ def _train(config, run, resume, stop):
     epochs = epoch_log(run, history)
     job = make_job(config, parallel.make_mesh(config.num_devices), splits["train"],
                    splits["validation"])
+    job = profile.traced(job, host_step(state), run.dir)  # config.profile_steps: W/profile/
     state, sums = parallel.put((state, sums), job.replicated)
     t_start = time.time() - wall  # time before a resume counts
     stop.raise_if_set()
