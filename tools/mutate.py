@@ -20,8 +20,9 @@ import subprocess
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-POOL_NUMBERS = ["tests/test_numbers.py::test_pooling_with_ties_and_padding_equals_numbers_by_hand",
-                "tests/test_numbers.py::test_tied_maxima_send_the_gradient_to_the_first_in_row_major_order"]
+POOL_NUMBERS = [f"tests/test_numbers.py::{name}" for name in (
+    "test_pooling_with_ties_and_padding_equals_numbers_by_hand",
+    "test_tied_maxima_send_the_gradient_to_the_first_in_row_major_order")]
 # module -> the quick-tier test files that exercise it in-process
 TESTS = {
     "ops": ["tests/test_ops.py", "tests/test_shapes.py", "tests/test_properties.py"],
