@@ -183,7 +183,7 @@ def test_two_stacked_seeds_differ_and_config_label_smoothing_reaches_the_loss(tm
   assert results["test_accuracy_std"] == pytest.approx(abs(a - b) / 2)
 
 
-# --- config checks ----------------------------------------------------------------------------
+# --- config checks (no JAX call at import: mutmut forks after collecting the tests) --------
 
 BAD = {
     "batch_size": (-32, "batch_size must be a positive integer"),
@@ -204,14 +204,14 @@ BAD = {
     "augment.erase_prob": (1.5, "erase_prob must be in [0, 1]"),
     "augment.erase_area": ((0.5, 0.2), "erase_area must be (min, max)"),
     "augment.erase_aspect": (0.0, "erase_aspect must be in (0, 1]"),
-    "num_devices": (len(jax.devices()) + 1, "device(s) are available"),
+    "num_devices": (-1, "device(s) are available"),
 }
 EDGES_ACCEPTED = {  # the limits themselves, on the allowed side
     "early_stopping_patience": 0, "label_smoothing": 0.0, "model.dropout": 0.0,
     "validation_fraction": 0.01, "train_size": 0, "augment.crop_padding": 0,
     "augment.erase_prob": 1.0, "augment.erase_area": (1.0, 1.0), "augment.erase_aspect": 1.0,
     "transfer_guard": "disallow", "dtype": "bfloat16", "optimizer.learning_rate": 1e-9,
-    "num_epochs": 1, "num_devices": len(jax.devices()),
+    "num_epochs": 1, "num_devices": 1,
 }
 
 
