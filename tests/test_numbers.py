@@ -280,3 +280,30 @@ def test_tied_maxima_send_the_gradient_to_the_first_in_row_major_order():
   for i, j in [(1, 1), (0, 2), (3, 0), (2, 3)]:
     expect_min[i, j] = 1
   np.testing.assert_array_equal(grad_min, expect_min)
+
+
+def test_average_pools_that_do_not_tile_equal_numpy():
+  """VALID leaves a row or column out; SAME pads one after (not counted in the mean)."""
+  for image in (TIES, TIES.T):  # 4x5, 5x4
+    x = image[None, :, :, None]
+    mean = lambda i, j: np.mean(image[i:i + 2, j:j + 2])
+    rows, cols = range(0, image.shape[0], 2), range(0, image.shape[1], 2)
+    valid = [[mean(i, j) for j in cols if j + 2 <= image.shape[1]] for i in rows
+             if i + 2 <= image.shape[0]]
+    np.testing.assert_allclose(np.asarray(ops.avg_pool(x, 2))[0, ..., 0], valid, rtol=1e-6)
+    same = [[mean(i, j) for j in cols] for i in rows]
+    np.testing.assert_allclose(np.asarray(ops.avg_pool(x, 2, padding="same"))[0, ..., 0], same,
+                               rtol=1e-6)
+
+
+def test_tied_maxima_of_non_square_windows_over_channels_get_the_gradient_first():
+  """Windows 2x3 tiling a (2, 4, 6, 2) batch of small integers (many ties): the gradient of
+  each window goes to its first maximum in row-major order (np.argmax's first)."""
+  x = np.random.default_rng(0).integers(0, 2, (2, 4, 6, 2)).astype(np.float32)
+  grad = np.asarray(jax.grad(lambda x: ops.max_pool(x, (2, 3)).sum())(jnp.asarray(x)))
+  expect = np.zeros_like(x)
+  for n, i, j, c in np.ndindex(2, 2, 2, 2):
+    window = x[n, 2 * i:2 * i + 2, 3 * j:3 * j + 3, c]
+    a, b = np.unravel_index(np.argmax(window), window.shape)
+    expect[n, 2 * i + a, 3 * j + b, c] = 1
+  np.testing.assert_array_equal(grad, expect)
