@@ -294,6 +294,12 @@ def test_average_pools_that_do_not_tile_equal_numpy():
     same = [[mean(i, j) for j in cols] for i in rows]
     np.testing.assert_allclose(np.asarray(ops.avg_pool(x, 2, padding="same"))[0, ..., 0], same,
                                rtol=1e-6)
+  square = TIES[:, :4]  # 4x4, tiled by 2x2 windows until padded before: the windows move
+  for padding, stop in ((1, 5), (((1, 0), (1, 0)), 3)):
+    y = np.asarray(ops.avg_pool(square[None, :, :, None], 2, padding=padding))[0, ..., 0]
+    expect = [[np.mean(square[max(i, 0):i + 2, max(j, 0):j + 2]) for j in range(-1, stop, 2)]
+              for i in range(-1, stop, 2)]
+    np.testing.assert_allclose(y, expect, rtol=1e-6)
 
 
 def test_tied_maxima_of_non_square_windows_over_channels_get_the_gradient_first():
