@@ -313,3 +313,13 @@ def test_tied_maxima_of_non_square_windows_over_channels_get_the_gradient_first(
     a, b = np.unravel_index(np.argmax(window), window.shape)
     expect[n, 2 * i + a, 3 * j + b, c] = 1
   np.testing.assert_array_equal(grad, expect)
+
+
+def test_padding_never_wins_even_when_every_real_value_is_beyond_zero():
+  """Zero padding would win a max over negatives (or a min over positives): cnnlab pads with
+  -inf / +inf instead."""
+  x = -np.arange(1, 10, dtype=np.float32).reshape(1, 3, 3, 1)
+  np.testing.assert_array_equal(np.asarray(ops.max_pool(x, 2, padding="same"))[0, ..., 0],
+                                [[-1, -3], [-7, -9]])
+  np.testing.assert_array_equal(np.asarray(ops.min_pool(-x, 2, padding=1))[0, ..., 0],
+                                [[1, 2], [4, 5]])
