@@ -37,9 +37,9 @@ _use_shared_cache()
 
 
 # The files that take longest (each ~1-2.5 min of one core on a fresh clone), started first.
-LONGEST_FIRST = ["test_bad_input", "test_zoo", "test_multiprocess", "test_train", "test_bench",
-                 "test_scale", "test_fast_layers", "test_sweep", "test_notebooks", "test_viz",
-                 "test_reliability_kill", "test_reliability", "test_resume_loop"]
+LONGEST_FIRST = ["test_bad_input", "test_zoo", "test_multiprocess", "test_train", "test_numbers",
+                 "test_bench", "test_scale", "test_fast_layers", "test_sweep", "test_notebooks",
+                 "test_viz", "test_reliability_kill", "test_reliability", "test_resume_loop"]
 
 
 def pytest_collection_modifyitems(items):

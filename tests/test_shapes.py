@@ -89,6 +89,43 @@ def test_size_arithmetic_lines():
   assert "13.5 -> 13" in shapes.size_arithmetic(28, 3, 2, "valid")
 
 
+def test_size_arithmetic_whole_lines_for_each_form():
+  """Every part of the teaching line: SAME's split, the pool formula, 2*P vs lo+hi, the floor."""
+  assert shapes.size_arithmetic(7, 3, 2, "same") == (
+      "SAME: ceil(W1/S) = ceil(7/2) = 4; padding (W2-1)*S + F - W1 = (4-1)*2 + 3 - 7 -> 2 in "
+      "total: 1 before, 1 after")
+  assert shapes.size_arithmetic(4, 2, 2, pool=True) == "(W1 - F)/S + 1 = (4 - 2 + 2*0)/2 + 1 = 2"
+  assert shapes.size_arithmetic(4, 2, 2, 1, pool=True) == \
+      "(W1 - F + 2P)/S + 1 = (4 - 2 + 2*1)/2 + 1 = 3"
+  assert shapes.size_arithmetic(5, 3, 2, 1) == "(W1 - F + 2P)/S + 1 = (5 - 3 + 2*1)/2 + 1 = 3"
+  assert shapes.size_arithmetic(7, 3, 2, (1, 0)) == (
+      "(W1 - F + 2P)/S + 1 = (7 - 3 + 1+0)/2 + 1 = 3.5 -> 3 (floor: the last pixel(s) are "
+      "never covered)")
+
+
+def test_error_messages_carry_the_right_numbers():
+  with pytest.raises(UserError) as err:
+    shapes.conv_output_size(3, 7, padding=(2, 1))
+  assert str(err.value) == "the filter (7) is larger than the padded input (6)"
+  with pytest.raises(UserError) as err:
+    shapes.conv_output_size(6, 3, stride=2, padding=1)
+  assert str(err.value) == ("(W - F + 2P)/S = (6 - 3 + 2)/2 = 2.5 is not an integer: the filter "
+                            "does not fit the last 1 pixel(s); change the padding or stride, or "
+                            "ask for floor semantics")
+  for args, name in [((0, 3), "input size"), ((5, 0), "filter size"), ((5, 3, 0), "stride")]:
+    with pytest.raises(UserError) as err:
+      shapes.conv_output_size(*args)
+    assert str(err.value) == f"{name} must be a positive int, got 0"
+  with pytest.raises(UserError, match="not an integer"):  # pools are exact too unless floor
+    shapes.pool_output_size(6, 3, stride=2, padding=0)
+
+
+def test_pixel_usage_counts_in_integers_and_floors_a_stride_that_does_not_fit():
+  usage = shapes.pixel_usage(5, 2, stride=2)  # the last row and column are never covered
+  assert usage.dtype.kind == "i"
+  np.testing.assert_array_equal(usage, np.outer([1, 1, 1, 1, 0], [1, 1, 1, 1, 0]))
+
+
 def test_textbook_cnn_summary():
   s = layers.summarize("textbook_cnn")
   assert [r["params"] for r in s["rows"]] == [320, 0, 18_496, 0, 0, 313_700, 0, 1_010]
