@@ -56,7 +56,11 @@ def manager(directory, read_only=False, keep_lowest=None):
     keep.append(ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: -m[keep_lowest], n=1,
                                               keep_checkpoints_without_metrics=False))
   policy = ocp.checkpoint_managers.AnyPreservationPolicy(keep)
-  options = ocp.CheckpointManagerOptions(preservation_policy=policy, create=not read_only,
+  # best_fn makes Orbax write each step's metrics to disk: without it a resumed run's manager
+  # sees no metrics on the earlier steps and deletes the best one (LESSONS.md, Orbax).
+  best = dict(best_fn=lambda m: m[keep_lowest], best_mode="min") if keep_lowest else {}
+  options = ocp.CheckpointManagerOptions(preservation_policy=policy, **best,
+                                         create=not read_only,
                                          cleanup_tmp_directories=not read_only,
                                          read_only=read_only)
   mngr = ocp.CheckpointManager(os.path.abspath(directory), item_names=("state", "meta"),

@@ -80,6 +80,19 @@ def test_digest_sees_a_finite_change_of_one_value_and_nothing_else():
 PEAKED = dict(num_epochs=4, early_stopping_patience=0)  # lr 1e-2: validation peaks at epoch 3
 
 
+def test_a_resumed_run_keeps_its_best_step_when_it_is_older_than_the_two_latest(tmp_path):
+  """The best step survives a new manager (a resume): each step's metric is on disk."""
+  state, sums = {"w": jnp.ones(3)}, {"loss": jnp.zeros(())}
+  def save(steps_and_losses):
+    mngr = checkpoint.manager(str(tmp_path), keep_lowest=rundir.BEST_METRIC)
+    for step, loss in steps_and_losses:
+      checkpoint.save(mngr, step, state, sums, {}, metrics={rundir.BEST_METRIC: loss})
+    checkpoint.wait(mngr)
+    return sorted(mngr.all_steps())
+  assert save([(1, 1.0), (2, 0.5), (3, 0.9)]) == [2, 3]
+  assert save([(4, 0.8), (5, 0.7)]) == [2, 4, 5]  # was [4, 5]: the best, step 2, deleted
+
+
 def peaked_config():
   config = tiny(**PEAKED)
   config.optimizer.learning_rate = 1e-2
