@@ -57,7 +57,7 @@ def manager(directory, read_only=False, keep_lowest=None):
                                               keep_checkpoints_without_metrics=False))
   policy = ocp.checkpoint_managers.AnyPreservationPolicy(keep)
   # best_fn makes Orbax write each step's metrics to disk: without it a resumed run's manager
-  # sees no metrics on the earlier steps and deletes the best one (LESSONS.md, Orbax).
+  # sees no metrics on the earlier steps and deletes the best one (an Orbax pitfall).
   best = dict(best_fn=lambda m: m[keep_lowest], best_mode="min") if keep_lowest else {}
   options = ocp.CheckpointManagerOptions(preservation_policy=policy, **best,
                                          create=not read_only,
@@ -67,7 +67,7 @@ def manager(directory, read_only=False, keep_lowest=None):
                                options=options)
   # Orbax removes old temporary directories on a background thread. Wait for it: a run that
   # exits right after (a bad --noresume, a resume of another model) raced the interpreter's
-  # shutdown and logged a traceback ("cannot schedule new futures after shutdown"; a CI flake).
+  # shutdown and logged a traceback ("cannot schedule new futures after shutdown").
   getattr(mngr, "_maybe_await_cleanup_tmp_directory", lambda: None)()
   return mngr
 

@@ -100,19 +100,19 @@ class JaxTrainer:
     except Exception:  # cost analysis is best-effort and backend-dependent
       return None
 
-  def run(self, steps_):
+  def run(self, num_steps):
     start = time.perf_counter()
-    for _ in range(steps_):
+    for _ in range(num_steps):
       self._step()
     jax.block_until_ready(self.sums)
-    return steps_ * self.batch_size / (time.perf_counter() - start)
+    return num_steps * self.batch_size / (time.perf_counter() - start)
 
-  def eval_images_per_s(self, steps_):
-    """Images/s of cnnlab's evaluation (train.evaluate) over `steps_` batches."""
+  def eval_images_per_s(self, num_batches):
+    """Images/s of cnnlab's evaluation (train.evaluate) over `num_batches` batches."""
     evaluate(self.state, self.job.eval_batches, self.job.num_seeds)  # compile
     start = time.perf_counter()
-    evaluate(self.state, self.job.eval_batches * steps_, self.job.num_seeds)
-    return steps_ * self.batch_size / (time.perf_counter() - start)
+    evaluate(self.state, self.job.eval_batches * num_batches, self.job.num_seeds)
+    return num_batches * self.batch_size / (time.perf_counter() - start)
 
 
 def compile_seconds(config, batch_size):
@@ -160,47 +160,49 @@ def compare(config, batch_sizes=(32, 128), against="torch", repeats=5, images_pe
   for bs in batch_sizes:
     samples[bs].update(torch_by_threads={}, compile_by_threads={})
   for r in range(repeats):
-    for bs, (jt, tt, _) in runners.items():
+    for bs, (jax_side, torch_side, _) in runners.items():
       s = samples[bs]
-      _round(jt, tt, s, max(3, images_per_round // bs))
+      _round(jax_side, torch_side, s, max(3, images_per_round // bs))
       log(f"round {r + 1}/{repeats} batch {bs}: cnnlab {s['jax'][-1]:.0f} img/s"
-          + (f", torch eager {s['torch'][-1]:.0f} img/s, ratio {s['ratio'][-1]:.2f}" if tt else "")
+          + (f", torch eager {s['torch'][-1]:.0f} img/s, ratio {s['ratio'][-1]:.2f}"
+             if torch_side else "")
           + (f", torch.compile {s['compile'][-1]:.0f} img/s, ratio {s['ratio_compile'][-1]:.2f}"
              if s["compile"] else ""))
-  records = [_record(rec, samples[bs], jt, tt, max(3, images_per_round // bs))
-             for bs, (jt, tt, rec) in runners.items()]
+  records = [_record(rec, samples[bs], jax_side, torch_side, max(3, images_per_round // bs))
+             for bs, (jax_side, torch_side, rec) in runners.items()]
   info["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   return {"machine": info, "against": against, "repeats": repeats, "results": records}
 
 
 def _runners(config, bs, against, compiles):
   """(cnnlab trainer, torch_baseline.TorchSide or None, the batch size's record), warmed up."""
-  jt = JaxTrainer(config, bs)
-  jt.compile_seconds()  # the first step (compile); timed in fresh processes
+  jax_side = JaxTrainer(config, bs)
+  jax_side.compile_seconds()  # the first step (compile); timed in fresh processes
   rec = {"batch_size": bs, "compile_s": compiles["cold"], "compile_s_cached": compiles["cached"],
-         "compile_cache_events": compiles["cache_events"], "flops_per_image": jt.flops_per_image()}
-  jt.run(5)
-  tt = None
+         "compile_cache_events": compiles["cache_events"],
+         "flops_per_image": jax_side.flops_per_image()}
+  jax_side.run(5)
+  torch_side = None
   if against == "torch":
     # torch at every core (the idiomatic setting) and at 1 thread; ratios are taken against
     # whichever was faster in that round. torch.compile's first step is its compile time,
     # recorded apart from its throughput (warm-up excluded, as for eager).
     from cnnlab.bench.torch_baseline import TorchSide
-    tt = TorchSide(bs)
-    rec["torch_compile_s"] = tt.compile_s.get(tt.cores)  # the first: a cold compile
-    rec["torch_compile_s_by_threads"] = {str(t): s for t, s in tt.compile_s.items()}
-    rec["torch_compile_error"] = tt.compile_error
-  return jt, tt, rec
+    torch_side = TorchSide(bs)
+    rec["torch_compile_s"] = torch_side.compile_s.get(torch_side.cores)  # the first: cold
+    rec["torch_compile_s_by_threads"] = {str(t): s for t, s in torch_side.compile_s.items()}
+    rec["torch_compile_error"] = torch_side.compile_error
+  return jax_side, torch_side, rec
 
 
-def _round(jt, tt, s, steps_):
+def _round(jax_side, torch_side, s, num_steps):
   """One round at one batch size: the matmul peak, cnnlab, torch eager at each thread count,
   torch.compile."""
   s["peak"].append(matmul_gflops())
-  s["jax"].append(jt.run(steps_))
-  if tt is None:
+  s["jax"].append(jax_side.run(num_steps))
+  if torch_side is None:
     return
-  for kind, rates in zip(("torch", "compile"), tt.round(steps_)):
+  for kind, rates in zip(("torch", "compile"), torch_side.round(num_steps)):
     if rates is None:  # torch.compile failed
       continue
     for t, rate in rates.items():
@@ -209,21 +211,21 @@ def _round(jt, tt, s, steps_):
     s["ratio" if kind == "torch" else "ratio_compile"].append(s["jax"][-1] / s[kind][-1])
 
 
-def _record(rec, s, jt, tt, steps_):
+def _record(rec, s, jax_side, torch_side, num_steps):
   """The batch size's JSON record from its rounds' samples (plus eval throughput)."""
   rec["train_images_per_s"] = _stats(s["jax"])
-  rec["eval_images_per_s"] = jt.eval_images_per_s(steps_)
+  rec["eval_images_per_s"] = jax_side.eval_images_per_s(num_steps)
   rec["matmul_peak_gflops"] = _stats(s["peak"])
   if rec["flops_per_image"]:
     # Per round: achieved / peak measured right before it, so both saw the same load.
     fracs = [j * rec["flops_per_image"] / 1e9 / p for j, p in zip(s["jax"], s["peak"])]
     rec["train_gflops"] = _stats([j * rec["flops_per_image"] / 1e9 for j in s["jax"]])
     rec["fraction_of_matmul_peak"] = _stats(fracs)
-  if tt is not None:
+  if torch_side is not None:
     rec["torch_train_images_per_s"] = _stats(s["torch"])
     rec["torch_train_images_per_s_by_threads"] = {
         str(t): _stats(v) for t, v in s["torch_by_threads"].items()}
-    rec["torch_eval_images_per_s"] = tt.eval_images_per_s(steps_)
+    rec["torch_eval_images_per_s"] = torch_side.eval_images_per_s(num_steps)
     rec["ratio_vs_torch"] = _stats(s["ratio"])
     if s["compile"]:
       rec["torch_compile_train_images_per_s"] = _stats(s["compile"])

@@ -54,7 +54,7 @@ def run(request):
     index.update(zip(names, points))
     sweep_dir.write_points(index)
     if request.where != "local":
-      return _elsewhere(request, sweep_dir, names, points)
+      return _commands_to_run_elsewhere(request, sweep_dir, names, points)
     outcomes, signum = runner.run_points(_jobs(request, sweep_dir, names, points),
                                          request.parallel)
     rows = [report.point_row(name, point, sweep_dir.point(name).dir, outcomes.get(name))
@@ -126,7 +126,7 @@ def _command(request):
   return shlex.join(parts)
 
 
-def _elsewhere(request, sweep_dir, names, points):
+def _commands_to_run_elsewhere(request, sweep_dir, names, points):
   """--print_commands / --launcher=slurm: the points' `train` commands, run elsewhere."""
   data_dir = request.data_dir and os.path.abspath(request.data_dir)
   config_file = os.path.abspath(request.config_file)

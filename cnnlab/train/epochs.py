@@ -137,9 +137,8 @@ class StopFlag:
   names a step that every process reaches before stopping: `check(step)` after each step
   turns that into the same flag, so all processes save that one step together. Ctrl-C there
   reaches each process at its own step, so nothing can be saved together: `check` raises
-  KeyboardInterrupt at the next step boundary instead (the CLI's line and exit 130). Raised
-  by Python's default handler, wherever the main thread happened to be, it was lost in ~2
-  of 10 runs: that process trained on to the end.
+  KeyboardInterrupt at the next step boundary instead (the CLI's line and exit 130): raised
+  by Python's default handler, wherever the main thread happened to be, it could be lost.
   """
 
   def __init__(self):
