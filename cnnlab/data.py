@@ -9,8 +9,10 @@ only read when asked for (train.py asks once, at the very end).
 Functions here take a config, or a bare dataset name for a dataset's defaults (image_size 0).
 """
 
+import numpy as np
+
 from cnnlab.errors import UserError
-from cnnlab.input import registered, sources, splits
+from cnnlab.input import arrays, modes, registered, sources, splits, stream
 
 LANGUAGES = ("en", "ko")  # class names: English, or the course's Korean (Fashion-MNIST)
 
@@ -67,14 +69,43 @@ def load_train_validation(config):
   `config.validation_size` (0 = all) take the first examples of each part, for quick runs.
   """
   images, labels = load_split(config, "train")
-  train_idx, val_idx = train_validation_split(len(images), config.validation_fraction,
+  train_idx, val_idx = _split_indices(config, len(images))
+  return {"train": (images[train_idx], labels[train_idx]),
+          "validation": (images[val_idx], labels[val_idx])}
+
+
+def train_validation_inputs(config, num_seeds=1):
+  """dict(train=..., validation=(images, labels)) with the training part as the mode needs it.
+
+  The mode is decided from info(config) before anything is decoded (input.modes.decide). In
+  stream mode the training part is a source (the same indices as load_train_validation, read
+  example by example), so the whole split is never decoded; resident: load_train_validation.
+  """
+  found = info(config)
+  train_idx, val_idx = _split_indices(config, found.sizes["train"])
+  example_bytes = int(np.prod(found.shape))  # uint8
+  if modes.decide(config, len(train_idx), example_bytes, num_seeds) != "stream":
+    return load_train_validation(config)
+  whole = sources.source(config, "train")
+  return {"train": stream.Picked(whole, train_idx),
+          "validation": arrays.as_arrays(stream.Picked(whole, val_idx))}
+
+
+def first_images(train, count):
+  """The first `count` training images (uint8), of arrays or a source, in order."""
+  if isinstance(train, tuple):
+    return train[0][:count]
+  return arrays.as_arrays(stream.Picked(train, np.arange(min(count, len(train)))))[0]
+
+
+def _split_indices(config, num_examples):
+  train_idx, val_idx = train_validation_split(num_examples, config.validation_fraction,
                                               config.split_seed)
   if config.train_size:
     train_idx = train_idx[:config.train_size]
   if config.validation_size:
     val_idx = val_idx[:config.validation_size]
-  return {"train": (images[train_idx], labels[train_idx]),
-          "validation": (images[val_idx], labels[val_idx])}
+  return train_idx, val_idx
 
 
 def load_test(config):
