@@ -9,10 +9,13 @@ only read when asked for (train.py asks once, at the very end).
 Functions here take a config, or a bare dataset name for a dataset's defaults (image_size 0).
 """
 
+import hashlib
+import os
+
 import numpy as np
 
 from cnnlab.errors import UserError
-from cnnlab.input import arrays, modes, registered, sources, splits, stream
+from cnnlab.input import arrays, cache, modes, registered, sources, splits, stream, tfds_data
 
 LANGUAGES = ("en", "ko")  # class names: English, or the course's Korean (Fashion-MNIST)
 
@@ -86,7 +89,7 @@ def train_validation_inputs(config, num_seeds=1):
   example_bytes = int(np.prod(found.shape))  # uint8
   if modes.decide(config, len(train_idx), example_bytes, num_seeds) != "stream":
     return load_train_validation(config)
-  whole = sources.source(config, "train")
+  whole = _cached(config, sources.source(config, "train"))
   return {"train": stream.Picked(whole, train_idx),
           "validation": arrays.as_arrays(stream.Picked(whole, val_idx))}
 
@@ -96,6 +99,33 @@ def first_images(train, count):
   if isinstance(train, tuple):
     return train[0][:count]
   return arrays.as_arrays(stream.Picked(train, np.arange(min(count, len(train)))))[0]
+
+
+def _cached(config, whole):
+  """`whole` (the training split) decoded once to disk when config.input_cache says so
+  (folder: and tfds: datasets; registered ones are arrays already)."""
+  setting, s = config.get("input_cache", ""), sources.settings(config)
+  if not setting or sources.kind(s.dataset) == "registered":
+    return whole
+  key = "|".join((s.dataset, str(s.image_size), "train", _fingerprint(s, whole)))
+  root = None if setting == "auto" else setting
+  return cache.cached(whole, cache.directory_for(key, root), key)
+
+
+def _fingerprint(s, whole):
+  """A digest that changes when the data does: a folder's files (names, sizes, mtimes), or a
+  TFDS dataset's name and version, with the split's indices."""
+  digest = hashlib.sha256()
+  if sources.kind(s.dataset) == "folder":
+    for path in whole.paths:
+      st = os.stat(path)
+      digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+  else:
+    b = tfds_data.builder(s.dataset.partition(":")[2], s.data_dir)
+    digest.update(f"{b.name}:{b.version}".encode())
+  digest.update(np.asarray(whole.labels if hasattr(whole, "paths") else whole.indices,
+                           np.int64).tobytes())
+  return digest.hexdigest()[:16]
 
 
 def _split_indices(config, num_examples):

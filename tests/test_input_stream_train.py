@@ -60,3 +60,21 @@ def test_a_folder_trains_in_stream_mode_as_in_resident_mode(shapes_dir, tmp_path
   assert streamed[0] == resident[0]
   assert streamed[1] == resident[1]
   assert len(resident[0].splitlines()) == 2
+
+
+def test_with_the_cache_a_second_run_decodes_no_training_image(shapes_dir, tmp_path,
+                                                                 monkeypatch):
+  from cnnlab.input import transform
+  read, decoded = transform.read, []
+
+  def counted(path, shape):
+    decoded.append(path)
+    return read(path, shape)
+  monkeypatch.setattr(transform, "read", counted)
+  where = str(tmp_path / "cache")
+  first = run(shapes_dir, tmp_path / "first", "stream", input_cache=where)
+  assert len(decoded) == 96 + 1 + 24  # the training split once (+1 for its shape), the test
+  del decoded[:]
+  second = run(shapes_dir, tmp_path / "second", "stream", input_cache=where)
+  assert len(decoded) == 1 + 24  # the first training image (its shape), the test split
+  assert first == second == run(shapes_dir, tmp_path / "resident", "resident")
