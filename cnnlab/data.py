@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from cnnlab.errors import UserError
-from cnnlab.input import arrays, cache, modes, registered, sources, splits, stream, tfds_data
+from cnnlab.input import arrays, cache, modes, registered, sources, splits, tfds_data
 
 LANGUAGES = ("en", "ko")  # class names: English, or the course's Korean (Fashion-MNIST)
 
@@ -90,15 +90,15 @@ def train_validation_inputs(config, num_seeds=1):
   if modes.decide(config, len(train_idx), example_bytes, num_seeds) != "stream":
     return load_train_validation(config)
   whole = _cached(config, sources.source(config, "train"))
-  return {"train": stream.Picked(whole, train_idx),
-          "validation": arrays.as_arrays(stream.Picked(whole, val_idx))}
+  return {"train": arrays.Part(whole, train_idx),
+          "validation": arrays.as_arrays(arrays.Part(whole, val_idx))}
 
 
 def first_images(train, count):
   """The first `count` training images (uint8), of arrays or a source, in order."""
   if isinstance(train, tuple):
     return train[0][:count]
-  return arrays.as_arrays(stream.Picked(train, np.arange(min(count, len(train)))))[0]
+  return arrays.as_arrays(arrays.Part(train, np.arange(min(count, len(train)))))[0]
 
 
 def _cached(config, whole):

@@ -78,3 +78,13 @@ def test_with_the_cache_a_second_run_decodes_no_training_image(shapes_dir, tmp_p
   second = run(shapes_dir, tmp_path / "second", "stream", input_cache=where)
   assert len(decoded) == 1 + 24  # the first training image (its shape), the test split
   assert first == second == run(shapes_dir, tmp_path / "resident", "resident")
+
+
+def test_a_part_of_a_decoded_split_is_read_by_threads_and_a_folder_by_workers(tmp_path):
+  from cnnlab.input import arrays, stream
+  from cnnlab.input.folder import FolderSource
+  cached = arrays.ArraySource(np.zeros((4, 2, 2, 1), np.uint8), np.arange(4))
+  assert stream.workers_for(arrays.Part(cached, np.arange(2)), 0) == 0
+  folder = FolderSource.__new__(FolderSource)
+  assert stream.workers_for(arrays.Part(folder, np.arange(2)), 0) >= 1
+  assert stream.workers_for(arrays.Part(cached, np.arange(2)), 3) == 3
