@@ -87,7 +87,8 @@ def train_validation_inputs(config, num_seeds=1):
   found = info(config)
   train_idx, val_idx = _split_indices(config, found.sizes["train"])
   example_bytes = int(np.prod(found.shape))  # uint8
-  if modes.decide(config, len(train_idx), example_bytes, num_seeds) != "stream":
+  if (modes.decide(config, len(train_idx), example_bytes, num_seeds) != "stream"
+      or is_registered(config)):  # registered datasets are read whole as arrays anyway
     return load_train_validation(config)
   whole = _cached(config, sources.source(config, "train"))
   return {"train": arrays.Part(whole, train_idx),
