@@ -9,8 +9,13 @@ only read when asked for (train.py asks once, at the very end).
 Functions here take a config, or a bare dataset name for a dataset's defaults (image_size 0).
 """
 
+import hashlib
+import os
+
+import numpy as np
+
 from cnnlab.errors import UserError
-from cnnlab.input import registered, sources, splits
+from cnnlab.input import arrays, cache, modes, registered, sources, splits, tfds_data
 
 LANGUAGES = ("en", "ko")  # class names: English, or the course's Korean (Fashion-MNIST)
 
@@ -67,14 +72,71 @@ def load_train_validation(config):
   `config.validation_size` (0 = all) take the first examples of each part, for quick runs.
   """
   images, labels = load_split(config, "train")
-  train_idx, val_idx = train_validation_split(len(images), config.validation_fraction,
+  train_idx, val_idx = _split_indices(config, len(images))
+  return {"train": (images[train_idx], labels[train_idx]),
+          "validation": (images[val_idx], labels[val_idx])}
+
+
+def train_validation_inputs(config, num_seeds=1):
+  """dict(train=..., validation=(images, labels)) with the training part as the mode needs it.
+
+  The mode is decided from info(config) before anything is decoded (input.modes.decide). In
+  stream mode the training part is a source (the same indices as load_train_validation, read
+  example by example), so the whole split is never decoded; resident: load_train_validation.
+  """
+  found = info(config)
+  train_idx, val_idx = _split_indices(config, found.sizes["train"])
+  example_bytes = int(np.prod(found.shape))  # uint8
+  if (modes.decide(config, len(train_idx), example_bytes, num_seeds) != "stream"
+      or is_registered(config)):  # registered datasets are read whole as arrays anyway
+    return load_train_validation(config)
+  whole = _cached(config, sources.source(config, "train"))
+  return {"train": arrays.Part(whole, train_idx),
+          "validation": arrays.as_arrays(arrays.Part(whole, val_idx))}
+
+
+def first_images(train, count):
+  """The first `count` training images (uint8), of arrays or a source, in order."""
+  if isinstance(train, tuple):
+    return train[0][:count]
+  return arrays.as_arrays(arrays.Part(train, np.arange(min(count, len(train)))))[0]
+
+
+def _cached(config, whole):
+  """`whole` (the training split) decoded once to disk when config.input_cache says so
+  (folder: and tfds: datasets; registered ones are arrays already)."""
+  setting, s = config.get("input_cache", ""), sources.settings(config)
+  if not setting or sources.kind(s.dataset) == "registered":
+    return whole
+  key = "|".join((s.dataset, str(s.image_size), "train", _fingerprint(s, whole)))
+  root = None if setting == "auto" else setting
+  return cache.cached(whole, cache.directory_for(key, root), key)
+
+
+def _fingerprint(s, whole):
+  """A digest that changes when the data does: a folder's files (names, sizes, mtimes), or a
+  TFDS dataset's name and version, with the split's indices."""
+  digest = hashlib.sha256()
+  if sources.kind(s.dataset) == "folder":
+    for path in whole.paths:
+      st = os.stat(path)
+      digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+  else:
+    b = tfds_data.builder(s.dataset.partition(":")[2], s.data_dir)
+    digest.update(f"{b.name}:{b.version}".encode())
+  digest.update(np.asarray(whole.labels if hasattr(whole, "paths") else whole.indices,
+                           np.int64).tobytes())
+  return digest.hexdigest()[:16]
+
+
+def _split_indices(config, num_examples):
+  train_idx, val_idx = train_validation_split(num_examples, config.validation_fraction,
                                               config.split_seed)
   if config.train_size:
     train_idx = train_idx[:config.train_size]
   if config.validation_size:
     val_idx = val_idx[:config.validation_size]
-  return {"train": (images[train_idx], labels[train_idx]),
-          "validation": (images[val_idx], labels[val_idx])}
+  return train_idx, val_idx
 
 
 def load_test(config):

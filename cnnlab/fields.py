@@ -23,6 +23,7 @@ FIELDS = {
         "input_budget_mib": "auto picks resident up to this split size; 0 = 1/4 of min(host, "
                             "device memory)",
         "input_workers": "stream: decoding processes; 0 = none for arrays, one per core else",
+        "input_cache": "stream, folder:/tfds: decode once to disk: '' off, auto (~/.cache), a dir",
     },
     "model": {
         "model.name": "a model of cnnlab/models/registry.py; its hyperparameters follow",

@@ -31,6 +31,7 @@ def get_config():
   c.input = "auto"
   c.input_budget_mib = 0
   c.input_workers = 0  # stream: decoding worker processes; 0 = none for arrays, else per core
+  c.input_cache = ""  # stream, folder:/tfds: decoded once to disk ("auto": ~/.cache, or a dir)
   # Model (any name of cnnlab.models.MODELS plus its hyperparameters).
   c.model = ml_collections.ConfigDict({"name": "textbook_cnn", "dropout": 0.4})
   # Optimizer: Keras' Adam defaults.

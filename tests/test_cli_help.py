@@ -111,7 +111,7 @@ def test_config_command_lists_fields_values_and_meanings_grouped():
   assert rows["optimizer.learning_rate"][0] == "0.1" and rows["optimizer.nesterov"][0] == "True"
   assert rows["data_dir"][0] == '""' and rows["batch_size"][0] == "64"
   assert rows["dtype"][0] == "float32"
-  assert len(rows) == 41 and all(text for _, text in rows.values())
+  assert len(rows) == 42 and all(text for _, text in rows.values())
 
 
 def test_unknown_field_names_it_and_points_to_config():

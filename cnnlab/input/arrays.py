@@ -89,6 +89,19 @@ def _npy_layout(path):
   return shape, offset
 
 
+class Part:
+  """source[indices[i]]: a part of a split (the training or validation part of "train")."""
+
+  def __init__(self, source, indices):
+    self.source, self.indices = source, indices
+
+  def __len__(self):
+    return len(self.indices)
+
+  def __getitem__(self, i):
+    return self.source[int(self.indices[i])]
+
+
 def as_arrays(source):
   """(uint8 images, int32 labels) of a whole source, read once (resident mode)."""
   if hasattr(source, "arrays"):

@@ -62,12 +62,18 @@ def budget_bytes(config, devices=None):
 
 def choose(config, source, num_seeds=1):
   """"resident" or "stream" for `source` (the training split) under config.input."""
+  example_bytes = np.asarray(source[0][0]).nbytes if len(source) else 0
+  return decide(config, len(source), example_bytes, num_seeds)
+
+
+def decide(config, examples, example_bytes, num_seeds=1):
+  """"resident" or "stream" for `examples` uint8 images of `example_bytes` each (the one rule;
+  the loop calls it from the dataset's info before decoding anything)."""
   mode = config.get("input", "auto")
   if mode != "auto":
     return mode
-  size = len(source) * np.asarray(source[0][0]).nbytes if len(source) else 0
   stacked = parallel.stacked(num_seeds)  # seeds share one resident copy
-  return "resident" if stacked or size <= budget_bytes(config) else "stream"
+  return "resident" if stacked or examples * example_bytes <= budget_bytes(config) else "stream"
 
 
 def make(config, mesh, train, steps_per_epoch, num_seeds, epoch_order):

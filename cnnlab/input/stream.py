@@ -112,6 +112,8 @@ def workers_for(source, requested):
   decoded: threads suffice) and up to 8 (one per core) for sources that decode."""
   if requested > 0:
     return requested
+  while isinstance(source, arrays.Part):  # the training part of a split: its source counts
+    source = source.source
   if isinstance(source, (arrays.ArraySource, arrays.NpyFiles)):
     return 0
   return max(1, min(8, os.cpu_count() or 1))

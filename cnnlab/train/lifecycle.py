@@ -20,7 +20,7 @@ RUN_IDENTITY = ("dataset", "model", "optimizer", "batch_size", "seed", "split_se
                 "validation_fraction", "train_size", "label_smoothing", "num_seeds",
                 "augment", "dtype", "image_size", "test_fraction", "skip_bad_images")
 # Where and how the data is read, not what it is: never compared on resume.
-LOCATION = ("data_dir", "input", "input_budget_mib", "input_workers")
+LOCATION = ("data_dir", "input", "input_budget_mib", "input_workers", "input_cache")
 
 
 def saved_config(workdir, overrides):

@@ -70,11 +70,13 @@ def _train(config, run, resume, stop):
   """
   mngr = None
   try:
-    splits = data.load_train_validation(config)
-    train_images = splits["train"][0]
-    config_lib.check_fits(config, len(train_images))
-    steps_per_epoch = len(train_images) // config.batch_size
-    _, state = state_lib.build(config, steps_per_epoch, train_images)
+    splits = data.train_validation_inputs(config, state_lib.num_seeds(config))
+    train = splits["train"]  # (images, labels), or a source in stream mode
+    num_train = len(train[0] if isinstance(train, tuple) else train)
+    config_lib.check_fits(config, num_train)
+    steps_per_epoch = num_train // config.batch_size
+    _, state = state_lib.build(config, steps_per_epoch,
+                               data.first_images(train, state_lib.DATA_INIT_IMAGES))
     mngr = checkpoint.manager(run.checkpoints_dir, keep_lowest=rundir.BEST_METRIC)
     state, sums, history, wall = _resume(run, mngr, config, state, resume, steps_per_epoch)
     stop.raise_if_set()

@@ -46,6 +46,10 @@ def _cosine(opt, total_steps):
                                             max(total_steps, warmup + 1))
 
 
+# The training images a fresh run gives `build` (its first ones, in order, in both input modes):
+# what speedrun_cnn's whitening reads (models/whitening.py's max_images).
+DATA_INIT_IMAGES = 5000
+
 OPTIMIZERS = {"adam": _adam, "adamw": _adamw, "sgd": _sgd}
 SCHEDULES = {"constant": lambda opt, total_steps: opt.learning_rate,
              "cosine": _cosine,
