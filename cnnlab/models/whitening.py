@@ -17,7 +17,9 @@ split gives the same filters.
 import numpy as np
 
 
-def patch_covariance(images, size=3, max_images=5000, chunk=500):
+MAX_IMAGES = 5000  # the training images whose patches set the filters (the first ones)
+
+def patch_covariance(images, size=3, max_images=MAX_IMAGES, chunk=500):
   """(mean (P,), covariance (P, P)) of the size x size patches of NHWC images scaled to [0, 1],
   zero-padded like a SAME conv; P = size * size * channels. Chunked: never all patches at once."""
   images = np.asarray(images[:max_images])

@@ -15,7 +15,7 @@ from flax.training import train_state
 from cnnlab import data, parallel
 from cnnlab.compilation import compile_options
 from cnnlab.errors import warn
-from cnnlab.models import create_model_from_config
+from cnnlab.models import create_model_from_config, whitening
 
 
 class TrainState(train_state.TrainState):
@@ -47,8 +47,8 @@ def _cosine(opt, total_steps):
 
 
 # The training images a fresh run gives `build` (its first ones, in order, in both input modes):
-# what speedrun_cnn's whitening reads (models/whitening.py's max_images).
-DATA_INIT_IMAGES = 5000
+# what speedrun_cnn's whitening reads.
+DATA_INIT_IMAGES = whitening.MAX_IMAGES
 
 OPTIMIZERS = {"adam": _adam, "adamw": _adamw, "sgd": _sgd}
 SCHEDULES = {"constant": lambda opt, total_steps: opt.learning_rate,
