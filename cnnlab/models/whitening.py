@@ -19,6 +19,7 @@ import numpy as np
 
 MAX_IMAGES = 5000  # the training images whose patches set the filters (the first ones)
 
+
 def patch_covariance(images, size=3, max_images=MAX_IMAGES, chunk=500):
   """(mean (P,), covariance (P, P)) of the size x size patches of NHWC images scaled to [0, 1],
   zero-padded like a SAME conv; P = size * size * channels. Chunked: never all patches at once."""
