@@ -82,17 +82,11 @@ class Stream:
                   self.sharding, np.asarray(labels, np.int32)[None], (1, b)))
 
 
-class Picked:
-  """source[indices[i]] for i in range(len(indices)): the examples this process reads."""
-
-  def __init__(self, source, indices):
-    self.source, self.indices = source, indices
-
-  def __len__(self):
-    return len(self.indices)
+class Picked(arrays.Part):
+  """The examples this process reads, as uint8 (a Part of its own class: what a read is)."""
 
   def __getitem__(self, i):
-    image, label = self.source[int(self.indices[i])]
+    image, label = super().__getitem__(i)
     return np.asarray(image, np.uint8), label
 
 
