@@ -17,6 +17,7 @@ import tempfile
 import urllib.error
 import urllib.request
 
+from cnnlab import files
 from cnnlab.errors import UserError, warn
 
 # name -> (base URL, {file: (bytes, SHA-256)}): sizes and digests as TFDS 4.9.10 records them
@@ -51,9 +52,7 @@ def available(name):
 
 
 def cache_dir(name):
-  root = os.environ.get("CNNLAB_DOWNLOAD_DIR") or os.path.join(
-      os.path.expanduser("~"), ".cache", "cnnlab", "downloads")
-  return os.path.join(root, name)
+  return os.path.join(files.user_cache("CNNLAB_DOWNLOAD_DIR", "downloads"), name)
 
 
 def fetch(name, log=warn):

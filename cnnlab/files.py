@@ -68,3 +68,8 @@ def writable_dir(path, what="workdir"):
   if not os.access(path, os.W_OK | os.X_OK):
     raise UserError(f"{what} {path!r} is not writable; choose another with --{what}")
   return path
+
+
+def user_cache(env, name):
+  """$env if set, else ~/.cache/cnnlab/<name>: where cnnlab keeps what it can fetch again."""
+  return os.environ.get(env) or os.path.join(os.path.expanduser("~"), ".cache", "cnnlab", name)

@@ -46,8 +46,7 @@ def cached(source, directory, key, log=None):
 def directory_for(key, root=None):
   """The default place of `key`'s cache: $CNNLAB_DATA_CACHE or ~/.cache/cnnlab/decoded, then a
   digest of the key (a dataset name with its size and transform, e.g. "folder:/x|32|train")."""
-  root = root or os.environ.get("CNNLAB_DATA_CACHE") or os.path.join(
-      os.path.expanduser("~"), ".cache", "cnnlab", "decoded")
+  root = root or files.user_cache("CNNLAB_DATA_CACHE", "decoded")
   return os.path.join(root, hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
