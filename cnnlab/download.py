@@ -61,10 +61,10 @@ def fetch(name, log=warn):
   Errors (offline, HTTP error, interrupted transfer, checksum mismatch, unwritable cache) are
   UserErrors naming the file and the fix; nothing is left under a file's real name.
   """
-  base, files = FILES[name]
+  base, wanted = FILES[name]
   base = (os.environ.get("CNNLAB_DATA_MIRROR") or base).rstrip("/")
   directory = cache_dir(name)
-  missing = [f for f in files if not os.path.exists(os.path.join(directory, f))]
+  missing = [f for f in wanted if not os.path.exists(os.path.join(directory, f))]
   if not missing:
     return directory
   try:
@@ -72,9 +72,9 @@ def fetch(name, log=warn):
   except OSError as err:
     raise _unwritable(directory, err) from None
   for fname in missing:
-    size, sha256 = files[fname]
+    size, sha256 = wanted[fname]
     _download(f"{base}/{fname}", os.path.join(directory, fname), size, sha256, name)
-  total = sum(files[f][0] for f in missing) / 1e6
+  total = sum(wanted[f][0] for f in missing) / 1e6
   log(f"cnnlab: note: downloaded {name} ({len(missing)} files, {total:.1f} MB, SHA-256 "
       f"checked) into {directory}")
   return directory
