@@ -64,6 +64,7 @@ FIELDS = {
     "speedrun": {
         "speedrun.target": "`speedrun`: the test accuracy every seed must reach",
         "speedrun.time_limit_s": "`speedrun`: seconds from a cold process to reach it; 0 = none",
+        "speedrun.train_images": "`speedrun`: train on the first N training images; 0 = all",
     },
     "scale": {
         "num_seeds": "S > 1: seeds seed..seed+S-1 in one vmapped program, mean +- std",
@@ -79,6 +80,7 @@ MODEL_HYPERPARAMETERS = {
     "conv_groups": "CPU speed only: the conv trunk in up to N image groups; 1 = off",
     "whiten_eps": "> 0: conv1 = frozen patch-whitening filters from the training images "
                   "(eps added to the eigenvalues); 0 = conv1 learned",
+    "whiten_bias": "whitening: train conv1's bias (False: frozen too; a cheaper step)",
     "widths": "filters of conv1 and conv2",
     "hidden": "units of the hidden dense layer",
     "width": "filters of the first stage (later stages double it)",

@@ -16,9 +16,12 @@ from experiments import fast
 def get_config():
   c = fast.get_config()
   c.model = ml_collections.ConfigDict({"name": "speedrun_cnn", "widths": (18, 32),
-                                       "hidden": 512, "conv_groups": 4, "whiten_eps": 1e-2})
-  c.optimizer.learning_rate = 1e-2
+                                       "hidden": 512, "conv_groups": 8, "whiten_eps": 1e-2,
+                                       "whiten_bias": False})
+  c.optimizer.learning_rate = 2e-2
   c.optimizer.b1 = 0.8
+  c.batch_size = 128
   c.num_epochs = 1
-  c.speedrun = ml_collections.ConfigDict({"target": 0.91, "time_limit_s": 20.0})
+  c.speedrun = ml_collections.ConfigDict({"target": 0.91, "time_limit_s": 20.0,
+                                          "train_images": 50_000})
   return c

@@ -9,12 +9,12 @@ Expect:  every seed within the limit: 610.4 +- 53.8 s after epochs 15 / 17 / 16 
 
 from experiments import speedrun_93
 
-NUM_EPOCHS = 20
+NUM_EPOCHS = 12
 
 
 def get_config():
   c = speedrun_93.get_config()
-  c.model.update(widths=(24, 48), whiten_eps=0.0)  # as measured: conv1 learned (24 > 18 filters)
+  c.model.update(widths=(18, 48))  # the whitened conv1 of speedrun_93, a 1.5x wider conv2
   c.num_epochs = NUM_EPOCHS
-  c.speedrun.update(target=0.94, time_limit_s=900.0)
+  c.speedrun.update(target=0.94, time_limit_s=480.0)
   return c

@@ -125,7 +125,7 @@ def test_chunked_trunk_equals_recorded_path():
 
 
 def test_grouped_trunk_is_traced_once_for_all_groups():
-  """8 groups of 16 images call ONE traced trunk: tracing and lowering cost one group, not 8.
+  """16 groups of 8 images call ONE traced trunk: tracing and lowering cost one group, not 16.
 
   (Unrolled, the batch-128 training step took 0.5-0.6 s to trace and 210 kB of StableHLO;
   with one shared trunk 0.2-0.3 s and 97 kB, and the trained parameters are bit-identical.)
@@ -138,9 +138,9 @@ def test_grouped_trunk_is_traced_once_for_all_groups():
   cpu = choice.params["branches_platforms"].index(("cpu",))
   calls = [e for e in choice.params["branches"][cpu].jaxpr.eqns
            if e.primitive.name in ("pjit", "jit")]
-  assert len(calls) == 8
+  assert len(calls) == 16
   assert len({id(e.params["jaxpr"]) for e in calls}) == 1  # the same trace, reused
-  assert calls[0].outvars[0].aval.shape == (16, 7, 7, 64)  # one group through conv2 + pool
+  assert calls[0].outvars[0].aval.shape == (8, 7, 7, 64)  # one group through conv2 + pool
 
 
 def _trunk(x, conv1, conv2, tap):
@@ -257,9 +257,32 @@ def test_speedrun_cnn_whitening_sets_conv1_from_data_for_every_seed_and_keeps_it
     np.testing.assert_array_equal(state.params["conv1"]["kernel"][s], kernel)
     np.testing.assert_array_equal(state.params["conv1"]["bias"][s], bias)
   config.num_seeds = 1
+  config.model.whiten_bias = True
   _, state = state_lib.build(config, 10, images)
   batch = {"image": images, "label": np.arange(64) % 10}
   new, _ = jax.jit(step_lib.train_step)(state, batch)
   np.testing.assert_array_equal(new.params["conv1"]["kernel"], kernel)
   assert np.any(np.asarray(new.params["conv1"]["bias"]) != bias)
   assert np.any(np.asarray(new.params["conv2"]["kernel"]) != np.asarray(state.params["conv2"]["kernel"]))
+
+
+def test_a_frozen_whitening_bias_stays_and_spares_conv2_its_input_gradient():
+  """whiten_bias=False: conv1 (kernel and bias) never moves while conv2 trains, and the
+  training step has one convolution fewer: nothing before conv2 trains, so its input
+  gradient (a third of its cost) is not computed."""
+  from cnnlab.train import state as state_lib, step as step_lib
+  from experiments import speedrun_91
+  images = np.asarray(jax.random.randint(jax.random.PRNGKey(5), (32, 28, 28, 1), 0, 256), np.uint8)
+  batch = {"image": images, "label": np.arange(32) % 10}
+  convs = {}
+  for trains in (True, False):
+    config = speedrun_91.get_config()
+    config.model.update(whiten_bias=trains, conv_groups=1)
+    _, state = state_lib.build(config, 10, images)
+    step = jax.jit(step_lib.train_step)
+    convs[trains] = step.lower(state, batch).as_text().count("stablehlo.convolution")
+    new, _ = step(state, batch)
+    moved = lambda layer, p: np.any(np.asarray(new.params[layer][p]) != np.asarray(state.params[layer][p]))
+    assert moved("conv1", "bias") == trains and not moved("conv1", "kernel")
+    assert moved("conv2", "kernel")
+  assert convs == {True: 4, False: 3}, convs  # conv1 forward; conv2 forward, kernel grad (+ input grad)

@@ -282,6 +282,29 @@ def test_precompile_fills_the_cache_the_call_uses():
 
 
 @needs_data
+def test_the_step_compiled_from_the_state_shapes_is_the_one_the_first_step_calls():
+  """epochs.precompile_training compiles from state.shapes while the state is built; the
+  first step then compiles nothing and gives the numbers of a step compiled as usual."""
+  from cnnlab import parallel
+  from cnnlab.train import epochs
+  config = smoke_config()
+  images, labels = data.load_split(config, "train")
+  train, held = (images[:256], labels[:256]), (images[256:320], labels[256:320])
+  sums = {}
+  for early in (True, False):
+    job = epochs.make_job(config, parallel.make_mesh(1), train, held)
+    shapes = state_lib.shapes(config, job.steps_per_epoch)
+    if early:
+      epochs.precompile_training(job, shapes).join()
+    _, state = state_lib.build(config, job.steps_per_epoch, train[0], like=shapes)
+    state, zeros = parallel.put((state, step_lib.zero_sums()), job.replicated)
+    (_, sums[early]), compiles = _compile_log(job.train_batch, state, zeros,
+                                              *next(job.batches.epoch(state, 0)))
+    assert bool([c for c in compiles if "train_batch" in c]) != early, compiles
+  np.testing.assert_equal(jax.device_get(sums[True]), jax.device_get(sums[False]))
+
+
+@needs_data
 @pytest.mark.slow
 def test_early_stopping_fires_and_the_test_set_sees_the_best_epoch(tmp_path):
   """patience 1 on 512 images at a high learning rate: the validation loss turns up, the run

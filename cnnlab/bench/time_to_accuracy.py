@@ -43,11 +43,14 @@ def run(config, target, log=print, t0=None, limit_s=None):
   t0 = _T0 if t0 is None else t0
   config_lib.check(config)
   images, labels = data.load_split(config, "train")
-  if config.train_size:
-    images, labels = images[:config.train_size], labels[:config.train_size]
+  first = config.train_size or config.get("speedrun", {}).get("train_images", 0)
+  if first:
+    images, labels = images[:first], labels[:first]
   job = epochs.make_job(config, parallel.make_mesh(config.num_devices), (images, labels),
                       data.load_test(config))
-  _, state = state_lib.build(config, job.steps_per_epoch, images)
+  shapes = state_lib.shapes(config, job.steps_per_epoch)
+  compiling = epochs.precompile_training(job, shapes)
+  _, state = state_lib.build(config, job.steps_per_epoch, images, like=shapes)
   state = jax.device_put(state, job.replicated)
   sums = jax.device_put(step_lib.zero_sums(job.num_seeds), job.replicated)
   history = []
@@ -60,7 +63,7 @@ def run(config, target, log=print, t0=None, limit_s=None):
     return record["val_accuracy"] >= target or (limit_s is not None
                                                  and history[-1]["s"] > limit_s)
 
-  epochs.run_epochs(job, state, sums, reached)
+  epochs.run_epochs(job, state, sums, reached, compiling=compiling)
   if history and history[-1]["test_accuracy"] >= target:
     return {"reached_s": history[-1]["s"], "epoch": history[-1]["epoch"], "history": history}
   return {"reached_s": None, "epoch": None, "history": history}

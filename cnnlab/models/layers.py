@@ -72,6 +72,7 @@ class Conv(nn.Module):
   bias_init: Callable = nn.initializers.zeros_init()
   dtype: Any = None  # computation dtype (None: the inputs'); parameters stay float32
   freeze_kernel: bool = False  # no gradient for the kernel (filters set from data: whitening)
+  freeze_bias: bool = False  # no gradient for the bias either: nothing before this layer trains
 
   @nn.compact
   def __call__(self, x):
@@ -81,6 +82,8 @@ class Conv(nn.Module):
     if self.freeze_kernel:  # its gradient is zero, so XLA never computes it
       kernel = jax.lax.stop_gradient(kernel)
     bias = self.param("bias", self.bias_init, (self.features,)) if self.use_bias else None
+    if self.freeze_bias and bias is not None:
+      bias = jax.lax.stop_gradient(bias)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     pads = ops.resolve_padding(self.padding, x.shape[1:3], (kh, kw), strides)
     depth = kh * kw * x.shape[-1]

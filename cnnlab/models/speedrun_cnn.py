@@ -48,6 +48,7 @@ class SpeedrunCNN(nn.Module):
   bn_momentum: float = 0.9
   conv_groups: int = 8  # CPU: the conv trunk in up to this many image groups (1 = off)
   whiten_eps: float = 0.0  # > 0: conv1 holds frozen patch-whitening filters (whitening.py)
+  whiten_bias: bool = True  # whitening: train conv1's bias (False: frozen too, a cheaper step)
   dtype: Any = None  # computation dtype (config.dtype); parameters stay float32
 
   @nn.compact
@@ -55,7 +56,8 @@ class SpeedrunCNN(nn.Module):
     tap = Taps(name="taps")
     k = len(self.widths)
     convs = [Conv(w, (3, 3), padding="SAME", use_bias=i < k, dtype=self.dtype, name=f"conv{i}",
-                  freeze_kernel=i == 1 and self.whiten_eps > 0)
+                  freeze_kernel=i == 1 and self.whiten_eps > 0,
+                  freeze_bias=i == 1 and self.whiten_eps > 0 and not self.whiten_bias)
              for i, w in enumerate(self.widths, start=1)]
     x = image_groups(conv_trunk, (*convs, tap), x, max_groups=self.conv_groups)
     norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,

@@ -32,7 +32,7 @@ class TextbookCNN(nn.Module):
   """Conv32-pool-Conv64-pool-Dense100-dropout-Dense10 (SPEC section 2)."""
   num_classes: int = 10
   dropout: float = 0.4  # Keras 0.4, PyTorch 0.3
-  conv_groups: int = 8  # CPU: run the conv trunk in up to this many image groups (1 = off)
+  conv_groups: int = 16  # CPU: the conv trunk in groups of 8 images, up to this many (1 = off)
   widths: Sequence[int] = (32, 64)  # conv1, conv2 filters (the course's; variants may shrink)
   hidden: int = 100  # units of dense1
   dtype: Any = None  # computation dtype (config.dtype); parameters stay float32

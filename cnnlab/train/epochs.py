@@ -12,6 +12,7 @@ import time
 from typing import Any, Callable, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 from tqdm import tqdm
@@ -20,7 +21,7 @@ from cnnlab import parallel
 from cnnlab.input import modes as input_modes
 from cnnlab.train import state as state_lib
 from cnnlab.train import step as step_lib
-from cnnlab.train.evaluate import eval_batches, evaluate, precompile_evaluation
+from cnnlab.train.evaluate import eval_batches, evaluate, precompile, precompile_evaluation
 
 
 class Job(NamedTuple):
@@ -66,16 +67,33 @@ def host_step(state):
   return int(np.max(jax.device_get(state.step)))
 
 
-def run_epochs(job, state, sums, on_epoch, stop=None, on_interrupt=None):
+def precompile_training(job, state_shapes):
+  """Compile the training step on a background thread from the state's shapes
+  (state.shapes), so that it overlaps building the state (initialisation, whitening,
+  restoring); pass the thread to run_epochs, which joins it before the first step.
+
+  Resident input only (a streamed epoch would start its readers): None otherwise.
+  """
+  if not isinstance(job.batches, input_modes.Resident):
+    return None
+  zeros = lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), state_shapes)
+  placeholder = jax.jit(zeros, out_shardings=job.replicated)()  # where the state will live
+  sums = parallel.put(step_lib.zero_sums(job.num_seeds), job.replicated)
+  return precompile(job.train_batch, placeholder, sums, *next(job.batches.epoch(placeholder, 0)))
+
+
+def run_epochs(job, state, sums, on_epoch, stop=None, on_interrupt=None, compiling=None):
   """Train epoch by epoch to config.num_epochs, or until `on_epoch` returns True.
 
   on_epoch(state, sums, record, train_sums, seconds) runs after each epoch's evaluation
   (record: epoch_record's line; sums: already zeroed for the next epoch). A signal noted
   by `stop` ends the epoch early; mid-epoch, on_interrupt(state, sums) is called (it saves
-  and exits). Returns (state, sums).
+  and exits). `compiling`: precompile_training's thread, if any. Returns (state, sums).
   """
   flip_tta = job.config.get("eval_flip_tta", False)
   compiled = precompile_evaluation(state, job.eval_batches, job.num_seeds, flip_tta)
+  if compiling is not None:
+    compiling.join()
   guard = job.config.transfer_guard or "allow"
   steps_per_epoch = job.steps_per_epoch
   while (step := host_step(state)) < job.config.num_epochs * steps_per_epoch:

@@ -63,8 +63,9 @@ def make_optimizer(opt, total_steps):
   return OPTIMIZERS[opt.get("name", "adam")](opt, lr, opt.get("weight_decay", 0.0))
 
 
-def create_train_state(model, tx, rng, input_shape):
-  """Initialise parameters (and BatchNorm statistics) for inputs of `input_shape` (H, W, C)."""
+def create_train_state(model, tx, rng, input_shape, jitted=True):
+  """Initialise parameters (and BatchNorm statistics) for inputs of `input_shape` (H, W, C).
+  `jitted=False` only inside a trace (jax.eval_shape), where a nested jit takes no options."""
 
   def create(rng):  # one XLA program, not op by op
     init_rng, state_rng = jax.random.split(rng)
@@ -73,7 +74,7 @@ def create_train_state(model, tx, rng, input_shape):
                               batch_stats=variables.get("batch_stats", {}), rng=state_rng)
     return state.replace(step=jnp.zeros((), jnp.int32))  # an array, so it never retraces
 
-  return jax.jit(create, compiler_options=compile_options())(rng)
+  return jax.jit(create, compiler_options=compile_options())(rng) if jitted else create(rng)
 
 
 def num_seeds(config):
@@ -94,21 +95,34 @@ def warn_slow_dtype(config):
          "convolutions through a slow generic loop; on CPU use it for correctness checks only")
 
 
-def build(config, steps_per_epoch=1, train_images=None):
+def build(config, steps_per_epoch=1, train_images=None, like=None):
   """(model, initial TrainState) of a (checked) config; also the restore target of its runs.
 
   `steps_per_epoch` only sets the length of learning-rate schedules, not any array shape.
   `train_images`: a fresh run's training split, for a model whose first layer is computed from
   the data (`model.init_from_data`, e.g. speedrun_cnn's whitening); a restore target needs none.
+  `like`: `shapes`' result, whose model and optimizer objects the state shares (they are
+  static parts of its pytree), so that a training step compiled from the shapes
+  (epochs.precompile_training) is the one this state calls.
   """
   warn_slow_dtype(config)
-  model = model_of(config)
-  tx = make_optimizer(config.optimizer, config.num_epochs * steps_per_epoch)
-  create = lambda key: create_train_state(model, tx, key, data.image_shape(config))
-  if parallel.stacked(num_seeds(config)):  # one stacked state: seed, seed+1, ... (vmapped)
-    state = parallel.stack_seeds(create, [config.seed + i for i in range(num_seeds(config))])
-  else:
-    state = create(jax.random.PRNGKey(config.seed))
+  parts = {} if like is None else {"model": like.apply_fn.__self__, "tx": like.tx}
+  model, state = _initial(config, steps_per_epoch, **parts)
   if train_images is not None and hasattr(model, "init_from_data"):
     state = state.replace(params=model.init_from_data(state.params, train_images))
   return model, state
+
+
+def shapes(config, steps_per_epoch=1):
+  """The initial TrainState with jax.ShapeDtypeStruct leaves: what `build` will return, known
+  without computing it (the training step can compile meanwhile: epochs.precompile_training)."""
+  return jax.eval_shape(lambda: _initial(config, steps_per_epoch, jitted=False)[1])
+
+
+def _initial(config, steps_per_epoch, jitted=True, model=None, tx=None):
+  model = model or model_of(config)
+  tx = tx or make_optimizer(config.optimizer, config.num_epochs * steps_per_epoch)
+  create = lambda key: create_train_state(model, tx, key, data.image_shape(config), jitted)
+  if parallel.stacked(num_seeds(config)):  # one stacked state: seed, seed+1, ... (vmapped)
+    return model, parallel.stack_seeds(create, [config.seed + i for i in range(num_seeds(config))])
+  return model, create(jax.random.PRNGKey(config.seed))
