@@ -1,11 +1,12 @@
 """Speedrun to 0.91 test accuracy on a 2-core CPU: speedrun_cnn at widths (18, 32) with a frozen
-whitening conv1, one-cycle Adam, ONE epoch of all 60,000 training images.
+whitening conv1 (kernel and bias), one-cycle Adam at batch 128, ONE epoch of the first 50,000
+training images.
 
 Run:     ./launch.sh speedrun --config=experiments/speedrun_91.py   (seeds 0, 1, 2, each a fresh
          process with an empty compilation cache; stops at the first epoch past 20 s)
-Expect:  every seed after epoch 1: 33.0 +- 1.5 s, not within the 20 s limit (test 0.9208 /
-         0.9217 / 0.9193; bench/results/speedrun-0.91-2026-12-02b-2core.json). How the recipe
-         was chosen: docs/performance.md.
+Expect:  every seed after epoch 1: 20.6 +- 1.1 s (1 of 3 within 20 s; 24.1 +- 0.9 s at load 12),
+         test 0.9160 / 0.9139 / 0.9144 (bench/results/speedrun-0.91-2026-12-03*-2core.json).
+         How the recipe was chosen: docs/performance.md.
 """
 
 import ml_collections

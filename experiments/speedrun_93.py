@@ -1,10 +1,10 @@
 """Speedrun to 0.93 test accuracy on a 2-core CPU: speedrun_91's whitened network with random
-flips and 1-pixel shifts, flip test-time augmentation, the one-cycle over 5 epochs.
+flips and 1-pixel shifts, flip test-time augmentation, the one-cycle over 5 epochs of all 60,000.
 
-Run:     ./launch.sh speedrun --config=experiments/speedrun_93.py   (seeds 0, 1, 2; 3-minute limit)
-Expect:  every seed within 3 minutes: 112.4 +- 14.4 s after epochs 4 / 5 / 4 (test 0.9309 /
-         0.9325 / 0.9320; bench/results/speedrun-0.93-2026-12-02b-2core.json). How the recipe
-         was chosen: docs/performance.md.
+Run:     ./launch.sh speedrun --config=experiments/speedrun_93.py   (seeds 0, 1, 2; 90-second limit)
+Expect:  every seed: 85.8 +- 11.6 s after epochs 4 / 5 / 4 (2 of 3 within 90 s at load 12; test
+         0.9310 / 0.9331 / 0.9309; bench/results/speedrun-0.93-2026-12-03-2core.json). How the
+         recipe was chosen: docs/performance.md.
 """
 
 from experiments import speedrun_91

@@ -1,10 +1,10 @@
-"""Speedrun to 0.94 test accuracy on a 2-core CPU: speedrun_93's recipe at widths (24, 48) with
-conv1 learned (the whitening conv1 holds at most 18 filters), the one-cycle over 20 epochs.
+"""Speedrun to 0.94 test accuracy on a 2-core CPU: speedrun_93's recipe with a 1.5x wider conv2
+(widths 18 / 48, conv1 the frozen whitening), the one-cycle over 12 epochs.
 
-Run:     ./launch.sh speedrun --config=experiments/speedrun_94.py   (seeds 0, 1, 2; 15-minute limit)
-Expect:  every seed within the limit: 610.4 +- 53.8 s after epochs 15 / 17 / 16 (test 0.9405 /
-         0.9424 / 0.9413; bench/results/speedrun-0.94-*-2026-12-02-2core.json). How the recipe
-         was chosen: docs/performance.md.
+Run:     ./launch.sh speedrun --config=experiments/speedrun_94.py   (seeds 0, 1, 2; 8-minute limit)
+Expect:  every seed: 280.0 +- 3.8 s after epochs 10 / 11 / 11 (test 0.9410 / 0.9401 / 0.9417;
+         bench/results/speedrun-0.94-2026-12-03-2core.json). Chosen on validation: 0.9438 after
+         epoch 11 of 12 (docs/performance.md).
 """
 
 from experiments import speedrun_93
