@@ -33,7 +33,9 @@ def get_config():
   c.input_workers = 0  # stream: decoding worker processes; 0 = none for arrays, else per core
   c.input_cache = ""  # stream, folder:/tfds: decoded once to disk ("auto": ~/.cache, or a dir)
   # Model (any name of cnnlab.models.MODELS plus its hyperparameters).
-  c.model = ml_collections.ConfigDict({"name": "textbook_cnn", "dropout": 0.4})
+  # conv_groups: CPU speed only (the conv trunk in groups of 8 images, up to 16; the same numbers
+  # per image), so --config.model.conv_groups=N can be tried from the command line.
+  c.model = ml_collections.ConfigDict({"name": "textbook_cnn", "dropout": 0.4, "conv_groups": 16})
   # Optimizer: Keras' Adam defaults.
   c.optimizer = ml_collections.ConfigDict({
       "name": "adam", "learning_rate": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-7,

@@ -95,7 +95,7 @@ def test_another_config_on_resume_is_one_line_naming_every_differing_field(finis
   line = one_line_error(proc)
   assert line == (
       f"cnnlab: error: workdir {finished!r} holds a run with a different model.conv_groups "
-      "(1, now absent), train_size (2048, now 0), eval_batch_size (256, now 1000), num_epochs "
+      "(1, now 16), train_size (2048, now 0), eval_batch_size (256, now 1000), num_epochs "
       "(2, now 20), test_size (1000, now 0), validation_size (512, now 0); resume it with "
       f"./launch.sh train --workdir={finished} (it uses its own config.json), or use a new "
       "--workdir")
