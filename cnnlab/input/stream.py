@@ -39,7 +39,6 @@ class Stream:
     self.epoch_order, self.workers = epoch_order, workers
     self.sharding = NamedSharding(mesh, P(None, "data"))
     self.rows = process_rows(self.sharding, batch_size)
-    self.shape = np.shape(source[0][0])
 
   def epoch(self, state, start):
     with jax.transfer_guard("allow"):  # the epoch's one read of its order from the device
@@ -74,10 +73,10 @@ class Stream:
         num_threads=READ_THREADS, prefetch_buffer_size=2 * local)).batch(local)
 
   def _put(self, images, labels):
-    b = self.batch_size
+    b, images = self.batch_size, np.asarray(images, np.uint8)
     with jax.transfer_guard("allow"):  # the intended host->device copy of each batch
       return (jax.make_array_from_process_local_data(
-                  self.sharding, np.asarray(images, np.uint8)[None], (1, b, *self.shape)),
+                  self.sharding, images[None], (1, b, *images.shape[1:])),
               jax.make_array_from_process_local_data(
                   self.sharding, np.asarray(labels, np.int32)[None], (1, b)))
 
