@@ -223,3 +223,26 @@ def test_two_processes_stream_their_own_shares_of_a_folder_and_equal_one_process
   for key in ("train_accuracy", "val_accuracy"):  # test_multiprocess): accuracies exact
     assert [r[key] for r in r2] == [r[key] for r in r1]
   assert results(tmp_path / "two")["test_accuracy"] == results(tmp_path / "one")["test_accuracy"]
+
+
+def test_a_sweep_on_a_folder_trains_its_points_side_by_side_from_one_cache(tmp_path):
+  """`sweep` over seeds of a folder dataset, two points at once, streamed through one decoded
+  cache: both finish, the cache is written once, each point trained its own seed."""
+  from test_sweep import run_sweep
+  folder, where = make_folder(tmp_path / "shapes", per_class=10), tmp_path / "cache"
+  workdir = tmp_path / "sweep"
+  result = run_sweep(*FOLDER, f"--config.dataset=folder:{folder}", f"--config.input_cache={where}",
+                     STREAM, "--config.num_epochs=1", "--sweep=config.seed=0,1",
+                     f"--workdir={workdir}", "--parallel=2",
+                     cache=os.environ["CNNLAB_JAX_CACHE"])
+  assert result.returncode == 0, result.stderr[-3000:]
+  rows = [r.split(",")[:4] for r in (workdir / "results.csv").read_text().splitlines()[1:]]
+  assert rows == [["seed=0", "finished", "textbook_cnn", "0"],
+                  ["seed=1", "finished", "textbook_cnn", "1"]]
+  for seed in (0, 1):
+    config = json.loads((workdir / f"seed={seed}" / "config.json").read_text())
+    assert (config["dataset"], config["seed"]) == (f"folder:{folder}", seed)
+    assert json.loads((workdir / f"seed={seed}" / "results.json").read_text())["epochs"] == 1
+  (cached,) = os.listdir(where)
+  assert sorted(os.listdir(where / cached)) == [".lock", "cache.json", "images.npy",
+                                                 "labels.npy"]
