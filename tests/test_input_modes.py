@@ -6,8 +6,11 @@ data, said so where made); the trainings use the real Fashion-MNIST smoke config
 through the CLI (SIGKILL, memory, two processes) is in test_input_stream_runs.py.
 """
 
+import concurrent.futures
 import io
+import os
 import pickle
+import threading
 import types
 
 import jax
@@ -116,6 +119,34 @@ def test_a_cache_of_another_key_or_an_unfinished_one_is_rewritten(tmp_path):
   (tmp_path / "c" / cache.MARKER).unlink()  # as if killed before the marker was written
   cache.cached(source, where, key="size 32")
   assert source.decoded == 3 * (N + 1)
+
+
+def test_writers_wanting_one_cache_at_once_decode_it_once(tmp_path):
+  """The processes of a --distributed run on one host (or sweep points side by side) want one
+  cache at the same moment: the first decodes, the others wait on its lock and read it. Here
+  two threads, each with its own lock file descriptor (flock holds per open file)."""
+  images, labels = fake_split()
+  source, where, ready = CountedUnderLock(images, labels), str(tmp_path / "c"), threading.Barrier(2)
+
+  def want(_):
+    ready.wait()  # both look for the cache before either has written it
+    return cache.cached(source, where, key="k")
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    got = list(pool.map(want, range(2)))
+  assert source.decoded == N + 2  # every example once; the first once more by each, its shape
+  for copy in got:
+    np.testing.assert_array_equal(copy.arrays()[0], images)
+    np.testing.assert_array_equal(copy.arrays()[1], labels)
+  assert sorted(os.listdir(where)) == sorted([".lock", cache.IMAGES, cache.LABELS, cache.MARKER])
+
+
+class CountedUnderLock(Encoded):
+  """Encoded, read by two threads at once: its count under a lock."""
+  lock = threading.Lock()
+
+  def __getitem__(self, i):
+    with self.lock:
+      return super().__getitem__(i)
 
 
 def test_worker_processes_decode_the_same_batches_as_threads():

@@ -47,6 +47,19 @@ def test_stream_mode_decides_before_decoding_and_picks_the_resident_indices(shap
   np.testing.assert_array_equal(data.first_images(streamed["train"], 3), images[:3])
 
 
+def counting_decodes(monkeypatch):
+  """The paths transform.read decodes in this process from now on (Grain's worker processes,
+  which decode the streamed epochs, count apart)."""
+  from cnnlab.input import transform
+  read, decoded = transform.read, []
+
+  def counted(path, shape):
+    decoded.append(path)
+    return read(path, shape)
+  monkeypatch.setattr(transform, "read", counted)
+  return decoded
+
+
 def test_a_folder_trains_in_stream_mode_as_in_resident_mode(shapes_dir, tmp_path, monkeypatch):
   resident = run(shapes_dir, tmp_path / "resident", "resident")
 
@@ -56,21 +69,38 @@ def test_a_folder_trains_in_stream_mode_as_in_resident_mode(shapes_dir, tmp_path
     assert split == "test", "stream mode decoded the whole training split"
     return load_split(config, split, *args)
   monkeypatch.setattr(data, "load_split", test_split_only)
-  streamed = run(shapes_dir, tmp_path / "stream", "stream")
+  decoded = counting_decodes(monkeypatch)
+  streamed = run(shapes_dir, tmp_path / "stream", "stream", input_workers=1)
   assert streamed[0] == resident[0]
   assert streamed[1] == resident[1]
   assert len(resident[0].splitlines()) == 2
+  # Here: the validation part (20), the first training image (the mode's choice: its size),
+  # the test split (24); textbook_cnn starts from random weights: no training image builds it.
+  assert len(decoded) == 20 + 1 + 24
+
+
+def test_only_a_model_set_from_data_decodes_training_images_to_start(shapes_dir, monkeypatch):
+  """state.build_fresh reads the first init_images(config) training images: none for
+  textbook_cnn (or speedrun_cnn without whitening), up to 5,000 (here all 76) for speedrun_cnn's
+  whitening conv1, whose filters are then those of exactly these images."""
+  from cnnlab.models import whitening
+  from cnnlab.train import state as state_lib
+  speedrun = dict(name="speedrun_cnn", widths=(8, 8), hidden=16, whiten_eps=1e-2)
+  for model, count in ((None, 0), ({**speedrun, "whiten_eps": 0.0}, 0), (speedrun, 76)):
+    config = config_for(shapes_dir, "stream", **({"model": model} if model else {}))
+    assert state_lib.init_images(config) == (count and whitening.MAX_IMAGES)
+    train = data.train_validation_inputs(config)["train"]
+    decoded = counting_decodes(monkeypatch)
+    _, state = state_lib.build_fresh(config, 4, train)
+    assert len(decoded) == count
+  images = data.load_train_validation(config)["train"][0]
+  kernel, _ = whitening.whitening_filters(images, 8, eps=1e-2)
+  np.testing.assert_array_equal(state.params["conv1"]["kernel"], kernel)
 
 
 def test_with_the_cache_a_second_run_decodes_no_training_image(shapes_dir, tmp_path,
                                                                  monkeypatch):
-  from cnnlab.input import transform
-  read, decoded = transform.read, []
-
-  def counted(path, shape):
-    decoded.append(path)
-    return read(path, shape)
-  monkeypatch.setattr(transform, "read", counted)
+  decoded = counting_decodes(monkeypatch)
   where = str(tmp_path / "cache")
   first = run(shapes_dir, tmp_path / "first", "stream", input_cache=where)
   assert len(decoded) == 96 + 1 + 24  # the training split once (+1 for its shape), the test

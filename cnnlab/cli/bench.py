@@ -3,6 +3,8 @@
   ./launch.sh bench --against=torch                # needs pip install -e '.[bench]'
   ./launch.sh bench --against=none --batch_sizes=128 --repeats=3
   ./launch.sh bench --seeds_vs_sequential=4        # 4 seeds vmapped vs 4 processes
+  ./launch.sh bench --input_modes=resident,stream  # the input modes (bench/input_throughput.py)
+  ./launch.sh bench --decode=generated             # decode img/s of a JPEG folder (or PATH)
 
 Rounds alternate cnnlab, PyTorch eager and torch.compile (and a matmul peak) so a noisy,
 shared CPU loads them alike; the JSON keeps every round (min/median/max), the machine, library
@@ -28,6 +30,13 @@ _REPEATS = flags.DEFINE_integer("repeats", 5, "interleaved rounds per batch size
 _SEEDS_VS_SEQUENTIAL = flags.DEFINE_integer(
     "seeds_vs_sequential", None, "instead of throughput: wall time of this many seeds of "
     "--config trained as one vmapped program vs one fresh process per seed")
+_INPUT_MODES = flags.DEFINE_list(
+    "input_modes", None, "instead of throughput: training img/s of --config in each of these "
+    "input modes (resident, stream), interleaved rounds at each --batch_sizes")
+_DECODE = flags.DEFINE_string(
+    "decode", None, "PATH or 'generated': instead of throughput, decode img/s of a folder of "
+    "class subfolders of images (generated: JPEGs drawn in a temporary directory) in one "
+    "process and in the stream mode's worker processes")
 _OUT = flags.DEFINE_string("out", None, "JSON path (default bench/results/<UTC timestamp>.json)")
 
 
@@ -41,10 +50,14 @@ def main(argv):
   require(_REPEATS.value >= 1, "--repeats must be at least 1")
   n = _SEEDS_VS_SEQUENTIAL.value
   require(n is None or n >= 2, f"--seeds_vs_sequential={n} must be at least 2, e.g. 8")
+  require(_INPUT_MODES.value is None or _DECODE.value is None,
+          "--input_modes and --decode are two benches; give one of them")
   from cnnlab.bench import record
   out = record.out_path(_OUT.value)
   if n is not None:
     return _seeds_vs_sequential(out, n)
+  if _INPUT_MODES.value is not None or _DECODE.value is not None:
+    return _input(out, sizes)
   from cnnlab.bench import throughput
   against = throughput.baseline(_AGAINST.value)
   result = throughput.compare(common.checked_config(_CONFIG), sizes, against, _REPEATS.value)
@@ -56,3 +69,14 @@ def _seeds_vs_sequential(out, n):
   result = seeds.seeds_vs_sequential(common.checked_config(_CONFIG), n,
                                      log=lambda line: print(line, flush=True))
   common.write_record(out, result, seeds.format_line(result))
+
+
+def _input(out, sizes):
+  from cnnlab.bench import input_throughput as bench
+  config, log = common.checked_config(_CONFIG), lambda line: print(line, flush=True)
+  if _DECODE.value is not None:
+    result = bench.decode(_DECODE.value, config, _REPEATS.value, log)
+  else:
+    result = bench.modes(config, sizes, _REPEATS.value, bench.check_modes(_INPUT_MODES.value),
+                         log=log)
+  common.write_record(out, result, bench.format_table(result))

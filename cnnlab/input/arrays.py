@@ -106,9 +106,10 @@ def as_arrays(source):
   """(uint8 images, int32 labels) of a whole source, read once (resident mode)."""
   if hasattr(source, "arrays"):
     return source.arrays()
-  first, _ = source[0] if len(source) else (np.zeros((0, 0, 0), np.uint8), 0)
-  images = np.empty((len(source), *np.shape(first)), np.uint8)
-  labels = np.empty(len(source), np.int32)
+  images, labels = np.zeros((0, 0, 0, 0), np.uint8), np.empty(len(source), np.int32)
   for i in range(len(source)):
-    images[i], labels[i] = source[i]
+    image, labels[i] = source[i]  # each example read once (a folder's: decoded once)
+    if not i:
+      images = np.empty((len(source), *np.shape(image)), np.uint8)
+    images[i] = image
   return images, labels

@@ -8,6 +8,9 @@ a cache of another key (another dataset, size or transform) is rewritten too. Wh
 with pread and not ArrayRecord: docs/input.md (random reads of single examples).
 """
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -18,7 +21,8 @@ from cnnlab import files
 from cnnlab.errors import UserError, is_disk_full
 from cnnlab.input import arrays
 
-MARKER, IMAGES, LABELS = "cache.json", "images.npy", "labels.npy"
+MARKER, IMAGES, LABELS, LOCK = "cache.json", "images.npy", "labels.npy", ".lock"
+TMP = ".tmp.npy"  # np.save keeps a name ending in .npy as it is
 CHUNK = 1024  # examples decoded between writes
 
 
@@ -30,17 +34,41 @@ def cached(source, directory, key, log=None):
   want = {"key": key, "examples": len(source), "shape": list(shape)}
   paths = [os.path.join(directory, name) for name in (IMAGES, LABELS)]
   if _read_marker(directory) != want:
-    if log:
-      log(f"decoding {len(source)} examples once into {directory}")
     try:
-      _write(source, directory, shape, paths)
-      files.write_json(os.path.join(directory, MARKER), want)
+      with _one_writer(directory) as alone:  # the first writes; the rest wait, then read it
+        if _read_marker(directory) != want:
+          if log:
+            log(f"decoding {len(source)} examples once into {directory}")
+          _write(source, directory, shape, paths, alone)
+          files.write_json(os.path.join(directory, MARKER), want)
     except OSError as err:
       if not is_disk_full(err):
         raise
       raise UserError(f"no space left on device while caching into {directory}; free "
                       "space or choose another cache directory") from None
   return arrays.NpyFiles(*paths)
+
+
+@contextlib.contextmanager
+def _one_writer(directory):
+  """An exclusive lock on `directory`'s cache, held while it is written. Several processes may
+  want one cache at once: those of a --distributed run on one host, or sweep points run side
+  by side. flock is released by the kernel when its process dies (a killed writer leaves no
+  stale lock). Yields True when locked; where the file system has no flock (False), each
+  writer writes files of its own names and renames them into place."""
+  os.makedirs(directory, exist_ok=True)
+  fd = os.open(os.path.join(directory, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as err:
+      if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP):
+        raise
+      yield False
+    else:
+      yield True
+  finally:
+    os.close(fd)
 
 
 def directory_for(key, root=None):
@@ -58,14 +86,18 @@ def _read_marker(directory):
     return None
 
 
-def _write(source, directory, shape, paths):
-  """images.npy written in chunks through a file (no mapping: the RSS stays one chunk)."""
-  os.makedirs(directory, exist_ok=True)
+def _write(source, directory, shape, paths, alone):
+  """images.npy written in chunks through a file (no mapping: the RSS stays one chunk), then
+  labels.npy, each renamed into place. `alone` (the lock held): a killed writer's files go."""
   marker = os.path.join(directory, MARKER)
   if os.path.exists(marker):
     os.remove(marker)  # first: a half-rewritten cache is never taken as finished
+  for name in os.listdir(directory) if alone else ():
+    if name.endswith(TMP):
+      os.remove(os.path.join(directory, name))
   n, labels = len(source), np.empty(len(source), np.int32)
-  with open(paths[0] + ".tmp", "wb") as f:
+  tmp = f"{paths[0]}.{os.getpid()}{TMP}"  # this process's own: writers without a lock
+  with open(tmp, "wb") as f:
     np.lib.format.write_array_header_1_0(
         f, {"descr": "|u1", "fortran_order": False, "shape": (n, *shape)})
     for start in range(0, n, CHUNK):
@@ -74,5 +106,7 @@ def _write(source, directory, shape, paths):
         image, labels[start + j] = source[start + j]
         chunk[j] = image
       f.write(chunk.tobytes())
-  os.replace(paths[0] + ".tmp", paths[0])
-  np.save(paths[1], labels)
+  os.replace(tmp, paths[0])
+  tmp = f"{paths[1]}.{os.getpid()}{TMP}"
+  np.save(tmp, labels)
+  os.replace(tmp, paths[1])

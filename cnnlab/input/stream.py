@@ -39,7 +39,6 @@ class Stream:
     self.epoch_order, self.workers = epoch_order, workers
     self.sharding = NamedSharding(mesh, P(None, "data"))
     self.rows = process_rows(self.sharding, batch_size)
-    self.shape = np.shape(source[0][0])
 
   def epoch(self, state, start):
     with jax.transfer_guard("allow"):  # the epoch's one read of its order from the device
@@ -50,7 +49,8 @@ class Stream:
     return self._feed(picked[start:, lo:hi].reshape(-1), order)
 
   def _feed(self, indices, order):
-    iterator = iter(self._dataset(indices))
+    local = self.rows[1] - self.rows[0]
+    iterator = iter(reader(self.source, indices, local, self.workers))
     ahead = collections.deque()
     try:
       for images, labels in iterator:
@@ -62,22 +62,11 @@ class Stream:
     finally:  # also when the epoch stops early: end Grain's threads or worker processes
       iterator.close()
 
-  def _dataset(self, indices):
-    import grain
-    local = self.rows[1] - self.rows[0]
-    ds = grain.MapDataset.source(Picked(self.source, indices))
-    if self.workers:
-      _absl_flags_parsed()
-      return ds.batch(local).to_iter_dataset().mp_prefetch(
-          grain.MultiprocessingOptions(num_workers=self.workers))
-    return ds.to_iter_dataset(grain.ReadOptions(
-        num_threads=READ_THREADS, prefetch_buffer_size=2 * local)).batch(local)
-
   def _put(self, images, labels):
-    b = self.batch_size
+    b, images = self.batch_size, np.asarray(images, np.uint8)
     with jax.transfer_guard("allow"):  # the intended host->device copy of each batch
       return (jax.make_array_from_process_local_data(
-                  self.sharding, np.asarray(images, np.uint8)[None], (1, b, *self.shape)),
+                  self.sharding, images[None], (1, b, *images.shape[1:])),
               jax.make_array_from_process_local_data(
                   self.sharding, np.asarray(labels, np.int32)[None], (1, b)))
 
@@ -88,6 +77,19 @@ class Picked(arrays.Part):
   def __getitem__(self, i):
     image, label = super().__getitem__(i)
     return np.asarray(image, np.uint8), label
+
+
+def reader(source, indices, batch, workers=0):
+  """Grain's iterable of (images, labels) batches of `batch` examples source[indices[i]], in
+  order: decoded in `workers` worker processes (mp_prefetch), or read by threads (0)."""
+  import grain
+  ds = grain.MapDataset.source(Picked(source, indices))
+  if workers:
+    _absl_flags_parsed()
+    return ds.batch(batch).to_iter_dataset().mp_prefetch(
+        grain.MultiprocessingOptions(num_workers=workers))
+  return ds.to_iter_dataset(grain.ReadOptions(
+      num_threads=READ_THREADS, prefetch_buffer_size=2 * batch)).batch(batch)
 
 
 def process_rows(sharding, batch_size):

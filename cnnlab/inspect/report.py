@@ -18,6 +18,7 @@ from cnnlab.inspect import inputs, plots
 from cnnlab.inspect.layers import capture, kernel_of, layer_table, select_layers
 from cnnlab.inspect.predict import predict_split
 from cnnlab.inspect.restore import abstract_model, load_run
+from cnnlab.models import registry
 from cnnlab.train import state as state_lib
 
 
@@ -130,7 +131,7 @@ def _layer_figures(put, restored, figures, layers, picture, log):
 def _initial_data(config, model, data_dir):
   """The run's training images where its model set weights from them at the start (a
   whitening conv1: its initial kernel is the data's, not a random draw), else None."""
-  if not hasattr(model, "init_from_data"):
+  if not registry.init_images(model):
     return None
   return data.load_train_validation(inputs.with_data_dir(config, data_dir))["train"][0]
 

@@ -13,6 +13,7 @@ from cnnlab.models.resnet_small import ResNetSmall
 from cnnlab.models.speedrun_cnn import SpeedrunCNN
 from cnnlab.models.textbook_cnn import TextbookCNN
 from cnnlab.models.vgg_small import VGGSmall
+from cnnlab.models.whitening import MAX_IMAGES
 
 MODELS = {
     "textbook_cnn": TextbookCNN,
@@ -25,6 +26,10 @@ MODELS = {
     "inception_mini": InceptionMini,
     "speedrun_cnn": SpeedrunCNN,
 }
+# The models whose first weights are computed from the training data when a run starts
+# (`model.init_from_data`): how many of the first training images each reads, by its fields.
+# The rest start from random weights, and a run decodes no image for them before training.
+INIT_IMAGES = {SpeedrunCNN: lambda m: MAX_IMAGES if m.whiten_eps > 0 else 0}
 
 
 def model_fields(name):
@@ -53,6 +58,12 @@ def create_model_from_config(model_config, num_classes, dtype="float32"):
   """Build a model from a config's `model` block: `name` plus its hyperparameters."""
   hparams = {k: v for k, v in model_config.items() if k != "name"}
   return create_model(model_config.name, dtype, num_classes=num_classes, **hparams)
+
+
+def init_images(model):
+  """How many of the first training images `model` reads when a run starts (0: none)."""
+  rule = INIT_IMAGES.get(type(model))
+  return rule(model) if rule else 0
 
 
 def _model_class(name):

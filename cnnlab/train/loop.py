@@ -75,8 +75,7 @@ def _train(config, run, resume, stop):
     num_train = len(train[0] if isinstance(train, tuple) else train)
     config_lib.check_fits(config, num_train)
     steps_per_epoch = num_train // config.batch_size
-    _, state = state_lib.build(config, steps_per_epoch,
-                               data.first_images(train, state_lib.DATA_INIT_IMAGES))
+    _, state = state_lib.build_fresh(config, steps_per_epoch, train)
     mngr = checkpoint.manager(run.checkpoints_dir, keep_lowest=rundir.BEST_METRIC)
     state, sums, history, wall = _resume(run, mngr, config, state, resume, steps_per_epoch)
     stop.raise_if_set()

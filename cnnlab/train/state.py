@@ -15,7 +15,7 @@ from flax.training import train_state
 from cnnlab import data, parallel
 from cnnlab.compilation import compile_options
 from cnnlab.errors import warn
-from cnnlab.models import create_model_from_config, whitening
+from cnnlab.models import create_model_from_config, registry
 
 
 class TrainState(train_state.TrainState):
@@ -45,10 +45,6 @@ def _cosine(opt, total_steps):
   return optax.warmup_cosine_decay_schedule(0.0, opt.learning_rate, warmup,
                                             max(total_steps, warmup + 1))
 
-
-# The training images a fresh run gives `build` (its first ones, in order, in both input modes):
-# what speedrun_cnn's whitening reads.
-DATA_INIT_IMAGES = whitening.MAX_IMAGES
 
 OPTIMIZERS = {"adam": _adam, "adamw": _adamw, "sgd": _sgd}
 SCHEDULES = {"constant": lambda opt, total_steps: opt.learning_rate,
@@ -88,6 +84,13 @@ def model_of(config):
                                   config.get("dtype", "float32"))
 
 
+def init_images(config):
+  """How many of the first training images a fresh run gives `build` (in order, in both input
+  modes): 0 unless the config's model sets weights from the data (models.registry.INIT_IMAGES),
+  so a run of any other model decodes none of them before training."""
+  return registry.init_images(model_of(config))
+
+
 def warn_slow_dtype(config):
   """One line when bfloat16 runs on CPU, where XLA's bf16 convolutions are very slow."""
   if config.get("dtype", "float32") == "bfloat16" and jax.default_backend() == "cpu":
@@ -99,8 +102,9 @@ def build(config, steps_per_epoch=1, train_images=None, like=None):
   """(model, initial TrainState) of a (checked) config; also the restore target of its runs.
 
   `steps_per_epoch` only sets the length of learning-rate schedules, not any array shape.
-  `train_images`: a fresh run's training split, for a model whose first layer is computed from
-  the data (`model.init_from_data`, e.g. speedrun_cnn's whitening); a restore target needs none.
+  `train_images`: a fresh run's training images (at least its first init_images(config)), for a
+  model whose first layer is computed from the data (`model.init_from_data`, e.g. speedrun_cnn's
+  whitening); other models and a restore target need none.
   `like`: `shapes`' result, whose model and optimizer objects the state shares (they are
   static parts of its pytree), so that a training step compiled from the shapes
   (epochs.precompile_training) is the one this state calls.
@@ -108,7 +112,7 @@ def build(config, steps_per_epoch=1, train_images=None, like=None):
   warn_slow_dtype(config)
   parts = {} if like is None else {"model": like.apply_fn.__self__, "tx": like.tx}
   model, state = _initial(config, steps_per_epoch, **parts)
-  if train_images is not None and hasattr(model, "init_from_data"):
+  if train_images is not None and registry.init_images(model):
     state = state.replace(params=model.init_from_data(state.params, train_images))
   return model, state
 
@@ -120,9 +124,16 @@ def shapes(config, steps_per_epoch=1):
 
 
 def _initial(config, steps_per_epoch, jitted=True, model=None, tx=None):
-  model = model or model_of(config)
-  tx = tx or make_optimizer(config.optimizer, config.num_epochs * steps_per_epoch)
+  model = model_of(config) if model is None else model
+  tx = make_optimizer(config.optimizer, config.num_epochs * steps_per_epoch) if tx is None else tx
   create = lambda key: create_train_state(model, tx, key, data.image_shape(config), jitted)
   if parallel.stacked(num_seeds(config)):  # one stacked state: seed, seed+1, ... (vmapped)
     return model, parallel.stack_seeds(create, [config.seed + i for i in range(num_seeds(config))])
   return model, create(jax.random.PRNGKey(config.seed))
+
+
+def build_fresh(config, steps_per_epoch, train):
+  """build() for a fresh run on its training split `train` ((images, labels) or a source):
+  the split's first images are read (decoded, for a source) only if the model needs them."""
+  count = init_images(config)
+  return build(config, steps_per_epoch, data.first_images(train, count) if count else None)
