@@ -45,6 +45,16 @@ def test_transform_covers_then_keeps_the_centre():
   assert transform.is_grey(grey) and not transform.is_grey(clear)
 
 
+def test_transform_fits_every_size_to_every_target_without_leaving_the_picture():
+  """Sizes 1-80 px to targets up and down, square and not: a constant picture stays constant
+  (the box never reaches outside it; 49x49 -> 64x64 raised "box offset can't be negative")."""
+  for target in ((64, 64, 1), (28, 28, 1), (17, 40, 1)):
+    for width in range(1, 81, 3):
+      for height in (1, 2, 20, 49, 50, 63, 64, 80):
+        out = transform.fit(Image.new("L", (width, height), 90), target)
+        assert out.shape == target and (out == 90).all(), (width, height, target)
+
+
 def test_folder_classes_splits_and_channels(shapes_dir):
   config = folder_config(shapes_dir)
   info = data.info(config)

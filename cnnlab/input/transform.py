@@ -39,9 +39,14 @@ def fit(im, shape):
   im = im.convert("L" if c == 1 else "RGB")
   if im.size != (w, h):
     width, height = im.size
-    scale = max(w / width, h / height)  # cover the target, then keep the centre
-    cw, ch = w / scale, h / scale
-    box = ((width - cw) / 2, (height - ch) / 2, (width + cw) / 2, (height + ch) / 2)
+    # Cover the target, then keep the centre: the tighter side is taken whole, in integers, so
+    # rounding never puts the box outside the picture (49 px -> 64 did: "box offset negative").
+    if w * height >= h * width:
+      ch = h * width / w
+      box = (0, (height - ch) / 2, width, (height + ch) / 2)
+    else:
+      cw = w * height / h
+      box = ((width - cw) / 2, 0, (width + cw) / 2, height)
     im = im.resize((w, h), Image.BILINEAR, box=box)
   return np.asarray(im, np.uint8).reshape(h, w, c)
 
