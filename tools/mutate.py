@@ -30,12 +30,13 @@ TESTS = {
     "shapes": ["tests/test_shapes.py", "tests/test_ops.py", "tests/test_properties.py"],
     "checkpoint": ["tests/test_numbers.py", "tests/test_reliability.py"],
     "config": ["tests/test_numbers.py", "tests/test_resume_loop.py"],
-    "rundir": ["tests/test_numbers.py", "tests/test_runs.py"],
+    "rundir": ["tests/test_rundir.py", "tests/test_numbers.py", "tests/test_runs.py"],
     "augment": ["tests/test_zoo.py"],
     "data": ["tests/test_data.py", "tests/test_numbers.py"],
     "train/step": ["tests/test_numbers.py", "tests/test_train.py"],
-    "parallel": ["tests/test_numbers.py"],
-    "models/layers": ["tests/test_models.py", "tests/test_properties.py", "tests/test_shapes.py"],
+    "parallel": ["tests/test_parallel.py", "tests/test_numbers.py"],
+    "models/layers": ["tests/test_models.py", "tests/test_properties.py", "tests/test_shapes.py",
+                      "tests/test_fast_layers.py"],
 }
 
 
