@@ -83,13 +83,15 @@ def results(dest):
 
 
 def summarize(status):
+  """The counts, the kill rate of the mutants that ran (an interrupted run leaves some "not
+  checked"), and every mutant left alive."""
   counts = collections.Counter(status.values())
-  total = sum(counts.values())
+  total = sum(counts.values()) - counts["not checked"]
   print(f"{len(status)} mutants: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
   if total:
-    print(f"kill rate {counts['killed'] / total:.1%} ({counts['killed']}/{total})")
+    print(f"kill rate {counts['killed'] / total:.1%} ({counts['killed']}/{total} that ran)")
   for name, s in sorted(status.items()):
-    if s != "killed":
+    if s not in ("killed", "not checked"):
       print(f"  {s}: {name}")
 
 
@@ -107,7 +109,7 @@ def main():
                                      f"{args.module.replace('/', '.')}-{ref or 'tree'}")
   dest = scratch(args.ref)
   before = results(scratch(args.survivors_of)) if args.survivors_of else {}
-  alive = sorted(name for name, s in before.items() if s != "killed")
+  alive = sorted(name for name, s in before.items() if s not in ("killed", "not checked"))
   if args.survivors_of and not alive:
     sys.exit(f"no survivors in {scratch(args.survivors_of)} (or it was never run)")
   if not args.summary:
