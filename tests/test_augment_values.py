@@ -65,6 +65,16 @@ def test_augment_gives_each_step_its_own_part_of_the_rng_and_the_documented_defa
   same(aug.augment(key, x, {"crop_padding": 1, "flip": True, "erase_prob": 0.5}), steps)
 
 
+def test_crops_take_every_shift_up_to_the_padding_in_both_axes():
+  """Padding 2: offsets 0..4 in each axis, drawn independently (200 images see all 25)."""
+  x = np.arange(1, 10, dtype=np.float32).reshape(1, 3, 3, 1).repeat(200, 0)
+  y = np.asarray(aug.random_crop(jax.random.key(3), jnp.asarray(x), 2))
+  padded = np.pad(x[0, :, :, 0], 2)
+  shifts = {next((dy, dx) for dy in range(5) for dx in range(5)
+                 if np.array_equal(padded[dy:dy + 3, dx:dx + 3], img[..., 0])) for img in y}
+  assert shifts == {(dy, dx) for dy in range(5) for dx in range(5)}
+
+
 def test_a_rectangle_of_a_quarter_of_the_image_at_aspect_one_is_4x4_anywhere_it_fits():
   """16 of 64 pixels at ratio 1: 4x4; on 4x16 images it fills the rows and starts at 0..12,
   each start as likely (64 images see every one of the 13)."""
