@@ -26,13 +26,14 @@ POOL_NUMBERS = [f"tests/test_numbers.py::{name}" for name in (
     "test_tied_maxima_send_the_gradient_to_the_first_in_row_major_order")]
 # module -> the quick-tier test files that exercise it in-process
 TESTS = {
-    "ops": ["tests/test_ops.py", "tests/test_shapes.py", "tests/test_properties.py"],
+    "ops": ["tests/test_ops_api.py", "tests/test_ops.py", "tests/test_shapes.py",
+            "tests/test_properties.py"],
     "pooling": ["tests/test_ops.py", "tests/test_properties.py", *POOL_NUMBERS],
     "shapes": ["tests/test_shapes.py", "tests/test_ops.py", "tests/test_properties.py"],
     "checkpoint": ["tests/test_numbers.py", "tests/test_reliability.py"],
     "config": ["tests/test_numbers.py", "tests/test_resume_loop.py"],
     "rundir": ["tests/test_rundir.py", "tests/test_numbers.py", "tests/test_runs.py"],
-    "augment": ["tests/test_zoo.py"],
+    "augment": ["tests/test_augment_values.py", "tests/test_zoo.py"],
     "data": ["tests/test_data.py", "tests/test_numbers.py"],
     "train/step": ["tests/test_numbers.py", "tests/test_train.py"],
     "parallel": ["tests/test_parallel.py", "tests/test_numbers.py"],
