@@ -102,6 +102,9 @@ def main():
   parser.add_argument("--ref", help="a git commit to test instead of the working tree")
   parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1)")
   parser.add_argument("--summary", action="store_true", help="only print the last results")
+  parser.add_argument("--tests", nargs="+", metavar="TEST",
+                      help="these test files or node ids instead of TESTS[module] (a subset: "
+                           "the kill rate is then a lower bound for the quick tier)")
   parser.add_argument("--survivors-of", metavar="REF",
                       help="run only the mutants that REF's run (done before) left alive; the "
                            "rest keep REF's verdict (tests were only added since)")
@@ -117,7 +120,7 @@ def main():
     shutil.rmtree(dest, ignore_errors=True)
     os.makedirs(dest)
     copy_sources(args.ref, dest)
-    tests = configure(dest, args.module, TESTS[args.module])
+    tests = configure(dest, args.module, args.tests or TESTS[args.module])
     print(f"mutating cnnlab/{args.module}.py in {dest} against {' '.join(tests)}", flush=True)
     env = dict(os.environ, CNNLAB_JAX_CACHE=os.path.join(dest, ".jax_cache"))
     subprocess.run([os.path.join(os.path.dirname(sys.executable), "mutmut"), "run",
