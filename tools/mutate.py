@@ -38,7 +38,7 @@ TESTS = {
     "train/step": ["tests/test_numbers.py", "tests/test_train.py"],
     "parallel": ["tests/test_parallel.py", "tests/test_numbers.py"],
     "models/layers": ["tests/test_models.py", "tests/test_properties.py", "tests/test_shapes.py",
-                      "tests/test_fast_layers.py"],
+                      "tests/test_fast_layers.py", "tests/test_layers.py"],
 }
 
 
