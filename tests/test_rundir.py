@@ -141,6 +141,15 @@ def test_figures_dir_is_created_only_when_asked(tmp_path):
   assert not os.path.exists(tmp_path / "figures")
   assert run.figures_dir() == str(tmp_path / "figures") and os.path.isdir(tmp_path / "figures")
   assert run.figures_dir(str(tmp_path / "out")) == str(tmp_path / "out")
+  (tmp_path / "file").write_text("")
+  bad = str(tmp_path / "file" / "figs")
+  with pytest.raises(UserError) as err:
+    run.figures_dir(bad)
+  assert str(err.value) == f"cannot create out {bad!r} (Not a directory); choose another with --out"
+  with pytest.raises(UserError) as err:
+    run.figures_dir(bad, create=False)
+  assert str(err.value) == (f"cannot create out {bad!r} ({str(tmp_path / 'file')!r} is a file); "
+                            "choose another with --out")
 
 
 def test_a_sweep_directory_keeps_its_record_points_and_reports(tmp_path):
