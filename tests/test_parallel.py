@@ -4,6 +4,7 @@ exception), and the single-process paths (mesh, put, the epoch feed, stacked see
 The real multi-process runs are tests/test_multiprocess.py (slow)."""
 
 import itertools
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -44,8 +45,14 @@ def test_initialize_passes_the_environment_on_and_a_failure_is_one_user_error(mo
     parallel.initialize_distributed(env)
   assert seen == {"jax_cpu_collectives_implementation": "gloo", "num_processes": 2,
                   "process_id": 1, "heartbeat_timeout_seconds": 160}
-  assert str(err.value).startswith("--distributed could not start (coordinator unreachable); "
-                                   "run under srun or on a Cloud TPU pod, or set JAX_COORDINATOR")
+  assert str(err.value) == ("--distributed could not start (coordinator unreachable); run under "
+                            "srun or on a Cloud TPU pod, or set JAX_COORDINATOR_ADDRESS=host:port, "
+                            "JAX_NUM_PROCESSES and JAX_PROCESS_ID")
+  monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: (_ for _ in ()).throw(
+      ValueError("x" * 300)))
+  with pytest.raises(UserError) as err:
+    parallel.initialize_distributed({})
+  assert f"start ({'x' * 200}); run" in str(err.value)  # the cause cut at 200 characters
   monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: seen.update(kw))
   assert parallel.initialize_distributed({}) == parallel.PEER_TIMEOUT_S == 30
   assert seen["heartbeat_timeout_seconds"] == 120  # 4x the timeout, at least 100
@@ -88,9 +95,10 @@ class Stop:
   """A threading.Event whose wait() returns False for `rounds` rounds, then True."""
 
   def __init__(self, rounds):
-    self.rounds = rounds
+    self.rounds, self.waits = rounds, set()
 
-  def wait(self, _):
+  def wait(self, seconds):
+    self.waits.add(seconds)
     self.rounds -= 1
     return self.rounds < 0
 
@@ -108,7 +116,20 @@ def test_a_silent_peer_is_reported_and_a_counting_or_finished_one_is_not(lost, m
   store = FakeStore({"0": 5, "1": 7}, done=["1"])
   parallel._watch_peers(store, 25, Stop(10))  # process 1 finished: not silent
   assert len(store.increments) == 10
-  parallel._watch_peers(FakeStore({"0": 5, "1": 7}), 35, Stop(3))  # 20 s silent < 35 s
+  stop = Stop(3)
+  parallel._watch_peers(FakeStore({"0": 5, "1": 7}), 20, stop)  # silent 20 s: not > 20 s
+  assert stop.waits == {0.01}  # it pings every PEER_PING_S
+
+
+def test_a_lost_peer_is_one_line_on_stderr_and_exit_75(monkeypatch, capsys):
+  monkeypatch.setattr(parallel, "_lost", threading.Lock())  # the real one is taken for good
+  monkeypatch.setattr(parallel.os, "_exit", lambda code: (_ for _ in ()).throw(SystemExit(code)))
+  with pytest.raises(SystemExit) as exited:
+    parallel._peer_lost("process 1 was silent for 30 s")
+  assert exited.value.code == 75
+  assert capsys.readouterr().err == (
+      "cnnlab: error: --distributed: another process of this run stopped (process 1 was silent "
+      "for 30 s); process 0 exits too. Resume: run the same command on every process again\n")
 
 
 def test_a_coordinator_that_does_not_answer_ends_the_process(lost):
