@@ -24,22 +24,22 @@ def _boxes(images):
   return out
 
 
-SMALL = jnp.asarray(np.arange(1, 55).reshape(6, 3, 3, 1).astype(np.uint8))
+SMALL = np.arange(1, 55).reshape(6, 3, 3, 1).astype(np.uint8)  # NumPy: no JAX call at import
 
 
 def test_a_fixed_rng_gives_the_same_crops_flips_and_rectangles_as_ever():
   x = jnp.full((8, 6, 7, 1), 200, jnp.uint8)
   assert _boxes(aug.random_erase(jax.random.key(4), x, 0.75)) == [
       (0, 2, 5, 2), None, None, (1, 3, 5, 2), (2, 0, 2, 2), (0, 4, 5, 2), (2, 2, 3, 1), None]
-  padded = np.pad(np.asarray(SMALL), ((0, 0), (1, 1), (1, 1), (0, 0)))
-  y = np.asarray(aug.random_crop(jax.random.key(2), SMALL, 1))
+  padded = np.pad(SMALL, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  y = np.asarray(aug.random_crop(jax.random.key(2), jnp.asarray(SMALL), 1))
   offsets = [(2, 2), (2, 0), (1, 1), (2, 2), (2, 1), (1, 1)]
   for i, (dy, dx) in enumerate(offsets):
     np.testing.assert_array_equal(y[i], padded[i, dy:dy + 3, dx:dx + 3])
-  y = np.asarray(aug.random_flip(jax.random.key(1), SMALL))
-  mirrored = [np.array_equal(y[i], np.asarray(SMALL)[i, :, ::-1]) for i in range(6)]
+  y = np.asarray(aug.random_flip(jax.random.key(1), jnp.asarray(SMALL)))
+  mirrored = [np.array_equal(y[i], SMALL[i, :, ::-1]) for i in range(6)]
   assert mirrored == [True, False, True, True, False, False]
-  all_on = aug.augment(jax.random.key(7), SMALL, {"crop_padding": 1, "flip": True,
+  all_on = aug.augment(jax.random.key(7), jnp.asarray(SMALL), {"crop_padding": 1, "flip": True,
                                                   "erase_prob": 0.5})
   assert np.asarray(all_on)[..., 0].tolist() == [
       [[0, 4, 5], [0, 7, 8], [0, 0, 0]], [[0, 0, 0], [0, 0, 0], [0, 13, 14]],
