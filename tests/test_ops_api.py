@@ -33,6 +33,9 @@ def test_pool_wrappers_default_to_2x2_windows_and_pass_stride_padding_and_layout
 def test_conv_defaults_are_valid_stride_1_hwio_channels_last():
   close(ops.conv(I3, O2, 2), [[8, 12], [20, 24]])
   close(ops.conv(I3[None, :, :, None], O2[:, :, None, None], 2)[0, :, :, 0], [[8, 12], [20, 24]])
+  # an image without a channel axis and K filters: K feature maps (the filter axis is kept)
+  three = np.stack([O2, 2 * O2, -O2], -1)[:, :, None, :]  # (2, 2, 1, 3)
+  close(ops.conv2d(I3, three), np.array([[8, 12], [20, 24]])[..., None] * [1, 2, -1])
   close(ops.conv2d(I3.reshape(1, 1, 3, 3), O2.reshape(1, 1, 2, 2), layout="NCHW",
                    kernel_layout="OIHW"), np.reshape([[8, 12], [20, 24]], (1, 1, 2, 2)))
 
