@@ -107,3 +107,10 @@ def test_flip_test_time_augmentation_averages_the_logits_of_image_and_mirror():
   x = jnp.asarray([[[1.0], [0.0], [0.0]]])[None]  # one 1x3 image: a bright left pixel
   np.testing.assert_array_equal(logits_fn(x), [[1.0, 1.0]])
   np.testing.assert_array_equal(aug.flip_tta_logits(logits_fn, x), [[2.0, 1.0]])  # (1 + 3) / 2
+
+
+def test_all_off_returns_the_very_same_array():
+  """Documented: with every step off the batch is untouched (no crop by 0, no erase with p 0)."""
+  x = jnp.ones((2, 4, 4, 1))
+  assert aug.augment(jax.random.key(0), x, {"crop_padding": 0, "flip": False,
+                                            "erase_prob": 0.0}) is x
