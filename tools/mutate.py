@@ -3,6 +3,7 @@
   .venv/bin/pip install -e '.[mutation]'           # once
   .venv/bin/python tools/mutate.py shapes          # the working tree
   .venv/bin/python tools/mutate.py shapes --ref 46a6241   # a commit (before/after)
+  .venv/bin/python tools/mutate.py shapes --survivors-of 46a6241  # after: rerun only its survivors
 
 Each run works in its own scratch copy (/tmp/cnnlab-mutate/MODULE-REF), so modules can run side
 by side and the worktree never gets a mutants/ folder. It prints the kill rate and every
@@ -25,17 +26,19 @@ POOL_NUMBERS = [f"tests/test_numbers.py::{name}" for name in (
     "test_tied_maxima_send_the_gradient_to_the_first_in_row_major_order")]
 # module -> the quick-tier test files that exercise it in-process
 TESTS = {
-    "ops": ["tests/test_ops.py", "tests/test_shapes.py", "tests/test_properties.py"],
+    "ops": ["tests/test_ops_api.py", "tests/test_ops.py", "tests/test_shapes.py",
+            "tests/test_properties.py"],
     "pooling": ["tests/test_ops.py", "tests/test_properties.py", *POOL_NUMBERS],
     "shapes": ["tests/test_shapes.py", "tests/test_ops.py", "tests/test_properties.py"],
     "checkpoint": ["tests/test_numbers.py", "tests/test_reliability.py"],
     "config": ["tests/test_numbers.py", "tests/test_resume_loop.py"],
-    "rundir": ["tests/test_numbers.py", "tests/test_runs.py"],
-    "augment": ["tests/test_zoo.py"],
+    "rundir": ["tests/test_rundir.py", "tests/test_numbers.py", "tests/test_runs.py"],
+    "augment": ["tests/test_augment_values.py", "tests/test_zoo.py"],
     "data": ["tests/test_data.py", "tests/test_numbers.py"],
     "train/step": ["tests/test_numbers.py", "tests/test_train.py"],
-    "parallel": ["tests/test_numbers.py"],
-    "models/layers": ["tests/test_models.py", "tests/test_properties.py", "tests/test_shapes.py"],
+    "parallel": ["tests/test_parallel.py", "tests/test_numbers.py"],
+    "models/layers": ["tests/test_models.py", "tests/test_properties.py", "tests/test_shapes.py",
+                      "tests/test_fast_layers.py", "tests/test_layers.py"],
 }
 
 
@@ -73,17 +76,23 @@ timeout_constant = 60.0
   return present
 
 
-def summarize(dest):
+def results(dest):
+  """{mutant name: status} of the last run in `dest` ("not checked" where none ran)."""
   out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "mutmut"), "results",
                         "--all", "true"], cwd=dest, capture_output=True, text=True).stdout
-  status = dict(line.strip().rsplit(": ", 1) for line in out.splitlines() if ": " in line)
+  return dict(line.strip().rsplit(": ", 1) for line in out.splitlines() if ": " in line)
+
+
+def summarize(status):
+  """The counts, the kill rate of the mutants that ran (an interrupted run leaves some "not
+  checked"), and every mutant left alive."""
   counts = collections.Counter(status.values())
-  total = sum(counts.values())
+  total = sum(counts.values()) - counts["not checked"]
   print(f"{len(status)} mutants: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
   if total:
-    print(f"kill rate {counts['killed'] / total:.1%} ({counts['killed']}/{total})")
+    print(f"kill rate {counts['killed'] / total:.1%} ({counts['killed']}/{total} that ran)")
   for name, s in sorted(status.items()):
-    if s != "killed":
+    if s not in ("killed", "not checked"):
       print(f"  {s}: {name}")
 
 
@@ -93,18 +102,33 @@ def main():
   parser.add_argument("--ref", help="a git commit to test instead of the working tree")
   parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1)")
   parser.add_argument("--summary", action="store_true", help="only print the last results")
+  parser.add_argument("--tests", nargs="+", metavar="TEST",
+                      help="these test files or node ids instead of TESTS[module] (a subset: "
+                           "the kill rate is then a lower bound for the quick tier)")
+  parser.add_argument("--survivors-of", metavar="REF",
+                      help="run only the mutants that REF's run (done before) left alive; the "
+                           "rest keep REF's verdict (tests were only added since)")
   args = parser.parse_args()
-  dest = os.path.join("/tmp/cnnlab-mutate", f"{args.module.replace('/', '.')}-{args.ref or 'tree'}")
+  scratch = lambda ref: os.path.join("/tmp/cnnlab-mutate",
+                                     f"{args.module.replace('/', '.')}-{ref or 'tree'}")
+  dest = scratch(args.ref)
+  before = results(scratch(args.survivors_of)) if args.survivors_of else {}
+  alive = sorted(name for name, s in before.items() if s not in ("killed", "not checked"))
+  if args.survivors_of and not alive:
+    sys.exit(f"no survivors in {scratch(args.survivors_of)} (or it was never run)")
   if not args.summary:
     shutil.rmtree(dest, ignore_errors=True)
     os.makedirs(dest)
     copy_sources(args.ref, dest)
-    tests = configure(dest, args.module, TESTS[args.module])
+    tests = configure(dest, args.module, args.tests or TESTS[args.module])
     print(f"mutating cnnlab/{args.module}.py in {dest} against {' '.join(tests)}", flush=True)
     env = dict(os.environ, CNNLAB_JAX_CACHE=os.path.join(dest, ".jax_cache"))
     subprocess.run([os.path.join(os.path.dirname(sys.executable), "mutmut"), "run",
-                    "--max-children", str(args.jobs)], cwd=dest, env=env)
-  summarize(dest)
+                    "--max-children", str(args.jobs), *alive], cwd=dest, env=env)
+  status = results(dest)
+  if before:  # REF's verdicts, with those of the mutants rerun here
+    status = dict(before, **{name: status[name] for name in alive if name in status})
+  summarize(status)
 
 
 if __name__ == "__main__":
