@@ -263,3 +263,20 @@ def test_speedrun_cnn_whitening_sets_conv1_from_data_for_every_seed_and_keeps_it
   np.testing.assert_array_equal(new.params["conv1"]["kernel"], kernel)
   assert np.any(np.asarray(new.params["conv1"]["bias"]) != bias)
   assert np.any(np.asarray(new.params["conv2"]["kernel"]) != np.asarray(state.params["conv2"]["kernel"]))
+
+
+@pytest.mark.parametrize("features", [16, 5])  # conv_small_cin (im2col on CPU), conv
+def test_conv_gradients_vmap_over_seeds_placed_on_a_mesh(features):
+  """Stacked seeds on a mesh (a train run's state): jax 0.7.2's vmap refused the convs its own
+  autodiff builds for a conv's gradients (jax-ml/jax#32157); fast_conv writes them out. Each
+  seed's gradients equal its own (vmap groups the convs: last-bit rounding, hence 1e-5)."""
+  from cnnlab import parallel
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 9, 10, 1))
+  model = Conv(features, (3, 3), strides=2, padding="SAME")
+  params = jax.vmap(lambda k: model.init(k, x))(jax.random.split(jax.random.PRNGKey(1)))
+  params, x = jax.device_put((params, x), parallel.replicated(parallel.make_mesh(1)))
+  grad = jax.grad(lambda p, x: jnp.sum(jnp.sin(model.apply(p, x))), argnums=(0, 1))
+  stacked = jax.jit(jax.vmap(grad, in_axes=(0, None)))(params, x)
+  for s in range(2):
+    single = grad(jax.tree.map(lambda a: a[s], params), x)
+    jax.tree.map(lambda a, b: _close(a[s], b), stacked, single)
