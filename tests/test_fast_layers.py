@@ -286,3 +286,20 @@ def test_a_frozen_whitening_bias_stays_and_spares_conv2_its_input_gradient():
     assert moved("conv1", "bias") == trains and not moved("conv1", "kernel")
     assert moved("conv2", "kernel")
   assert convs == {True: 4, False: 3}, convs  # conv1 forward; conv2 forward, kernel grad (+ input grad)
+
+
+@pytest.mark.parametrize("features", [16, 5])  # conv_small_cin (im2col on CPU), conv
+def test_conv_gradients_vmap_over_seeds_placed_on_a_mesh(features):
+  """Stacked seeds on a mesh (a train run's state): jax 0.7.2's vmap refused the convs its own
+  autodiff builds for a conv's gradients (jax-ml/jax#32157); fast_conv writes them out. Each
+  seed's gradients equal its own (vmap groups the convs: last-bit rounding, hence 1e-5)."""
+  from cnnlab import parallel
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 9, 10, 1))
+  model = Conv(features, (3, 3), strides=2, padding="SAME")
+  params = jax.vmap(lambda k: model.init(k, x))(jax.random.split(jax.random.PRNGKey(1)))
+  params, x = jax.device_put((params, x), parallel.replicated(parallel.make_mesh(1)))
+  grad = jax.grad(lambda p, x: jnp.sum(jnp.sin(model.apply(p, x))), argnums=(0, 1))
+  stacked = jax.jit(jax.vmap(grad, in_axes=(0, None)))(params, x)
+  for s in range(2):
+    single = grad(jax.tree.map(lambda a: a[s], params), x)
+    jax.tree.map(lambda a, b: _close(a[s], b), stacked, single)

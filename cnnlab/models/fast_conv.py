@@ -1,5 +1,10 @@
 """Convolution tuned for XLA:CPU training (same numbers as nn.Conv), used by layers.Conv.
 
+Every conv here takes its gradients from `input_grad` and `kernel_grad`: the convolutions
+JAX's autodiff builds, written out. JAX 0.7.2 (Colab's TPU runtime) gives its own transposed
+convs an `out_sharding` that its vmap rule then refuses (NotImplementedError; jax-ml/jax#32157),
+so stacked seeds on a mesh could not train there; the same ops without it train everywhere.
+
 XLA:CPU's forward conv and input gradient are fast, but its kernel gradient for a conv with
 one input channel is slow; an im2col matmul split over image chunks is several times faster
 there (docs/performance.md has the numbers). The kernel gradient is chosen per platform when
@@ -18,6 +23,32 @@ DN = ("NHWC", "HWIO", "NHWC")
 
 def lax_conv(x, kernel, strides, pads):
   return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=DN)
+
+
+def input_grad(g, kernel, x_shape, strides, pads):
+  """d(loss)/d(x): g convolved with the flipped kernel, g dilated by the strides (JAX's own)."""
+  (kh, kw), (_, h, w, _), (_, ho, wo, _) = kernel.shape[:2], x_shape, g.shape
+  t_pads = []
+  for size, k, s, out, (lo, _) in zip((h, w), (kh, kw), strides, (ho, wo), pads):
+    before = k - lo - 1
+    t_pads.append((before, size + k - 1 - ((out - 1) * s + 1) - before))
+  return lax.conv_general_dilated(g, lax.rev(kernel, (0, 1)), (1, 1), t_pads,
+                                  lhs_dilation=strides, dimension_numbers=("NHWC", "HWOI", "NHWC"))
+
+
+def kernel_grad(x, g, kernel_shape, strides, pads):
+  """d(loss)/d(kernel): x convolved with g over the batch, g dilated by the strides (JAX's own)."""
+  (kh, kw), (_, h, w, _), (_, ho, wo, _) = kernel_shape[:2], x.shape, g.shape
+  t_pads = [(lo, (out - 1) * s + 1 - size + k - lo - 1)
+            for size, k, s, out, (lo, _) in zip((h, w), (kh, kw), strides, (ho, wo), pads)]
+  return lax.conv_general_dilated(x, g, (1, 1), t_pads, rhs_dilation=strides,
+                                  dimension_numbers=("CHWN", "IHWO", "HWNC"))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv(x, kernel, strides, pads):
+  """lax_conv with its gradients from input_grad and kernel_grad (the same numbers)."""
+  return lax_conv(x, kernel, strides, pads)
 
 
 def _images_per_chunk(n, rows_per_image, min_rows=512):
@@ -62,11 +93,17 @@ def _conv_fwd(x, kernel, strides, pads):
 
 def _conv_bwd(strides, pads, res, g):
   x, kernel = res
-  _, vjp_x = jax.vjp(lambda x: lax_conv(x, kernel, strides, pads), x)
   im2col = lambda x, g: kernel_grad_im2col(x, g, kernel.shape, strides, pads)
-  xla = lambda x, g: jax.vjp(lambda k: lax_conv(x, k, strides, pads), kernel)[1](g)[0]
+  xla = lambda x, g: kernel_grad(x, g, kernel.shape, strides, pads)
   dk = lax.platform_dependent(x, g, cpu=im2col, default=xla)
-  return vjp_x(g)[0], dk.astype(kernel.dtype)
+  return input_grad(g, kernel, x.shape, strides, pads), dk.astype(kernel.dtype)
+
+
+def _plain_bwd(strides, pads, res, g):
+  x, kernel = res
+  return input_grad(g, kernel, x.shape, strides, pads), kernel_grad(x, g, kernel.shape, strides,
+                                                                   pads)
 
 
 conv_small_cin.defvjp(_conv_fwd, _conv_bwd)
+conv.defvjp(_conv_fwd, _plain_bwd)

@@ -88,7 +88,7 @@ class Conv(nn.Module):
     pads = ops.resolve_padding(self.padding, x.shape[1:3], (kh, kw), strides)
     depth = kh * kw * x.shape[-1]
     small = depth <= min(64, self.features)  # fast_conv picks the gradient per platform
-    conv = fast_conv.conv_small_cin if small else fast_conv.lax_conv
+    conv = fast_conv.conv_small_cin if small else fast_conv.conv
     y = conv(x, kernel, strides, pads)
     return y if bias is None else y + bias
 
