@@ -69,8 +69,8 @@ def host_step(state):
 
 def precompile_training(job, state_shapes):
   """Compile the training step on a background thread from the state's shapes
-  (state.shapes), so that it overlaps building the state (initialisation, whitening,
-  restoring); pass the thread to run_epochs, which joins it before the first step.
+  (state.shapes), so that XLA's compile overlaps building the state (initialisation,
+  whitening); pass the thread to run_epochs, which joins it before the first step.
 
   Resident input only (a streamed epoch would start its readers): None otherwise.
   """
