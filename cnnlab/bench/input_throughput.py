@@ -28,7 +28,7 @@ import numpy as np
 
 from cnnlab import data, parallel
 from cnnlab.bench.record import machine_info
-from cnnlab.bench.throughput import _stats
+from cnnlab.bench.throughput import stats
 from cnnlab.errors import UserError
 from cnnlab.input import sources, stream
 from cnnlab.train import epochs
@@ -119,12 +119,12 @@ def modes(config, batch_sizes, repeats=5, wanted=MODES, images_per_round=IMAGES_
 def _modes_record(bs, samples, trainers, images_per_round):
   rec = {"batch_size": bs, "steps_per_round": max(3, images_per_round // bs)}
   for m, values in samples.items():
-    rec[f"{m}_images_per_s"] = _stats(values)
+    rec[f"{m}_images_per_s"] = stats(values)
     rec[f"{m}_feed"] = type(trainers[m].job.batches).__name__
   if "stream" in trainers:
     rec["stream_workers"] = getattr(trainers["stream"].job.batches, "workers", None)
   if set(MODES) <= set(samples):
-    rec["stream_over_resident"] = _stats([s / r for s, r in zip(samples["stream"],
+    rec["stream_over_resident"] = stats([s / r for s, r in zip(samples["stream"],
                                                                 samples["resident"])])
   return rec
 
@@ -182,9 +182,9 @@ def decode(path, config, repeats=3, log=print, generate=None):
                                  "directory (gradients, shapes, noise): not photographs"},
           "images": len(source), "image_size": folder.image_size, "shape": list(source.shape),
           "repeats": repeats, "batch_size": batch, "workers": workers,
-          "cores": os.cpu_count(), "one_process_images_per_s": _stats(one),
-          "workers_images_per_s": _stats(pooled),
-          "per_worker_images_per_s": _stats([p / workers for p in pooled]),
+          "cores": os.cpu_count(), "one_process_images_per_s": stats(one),
+          "workers_images_per_s": stats(pooled),
+          "per_worker_images_per_s": stats([p / workers for p in pooled]),
           "machine": machine_info()}
 
 

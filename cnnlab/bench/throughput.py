@@ -144,7 +144,7 @@ def compile_seconds(config, batch_size):
                            "cached": {k: runs[1][k] for k in ("hits", "misses")}}}
 
 
-def _stats(values):
+def stats(values):
   return {"min": min(values), "median": statistics.median(values), "max": max(values),
           "all": [round(v, 1) for v in values]}
 
@@ -213,30 +213,30 @@ def _round(jax_side, torch_side, s, num_steps):
 
 def _record(rec, s, jax_side, torch_side, num_steps):
   """The batch size's JSON record from its rounds' samples (plus eval throughput)."""
-  rec["train_images_per_s"] = _stats(s["jax"])
+  rec["train_images_per_s"] = stats(s["jax"])
   rec["eval_images_per_s"] = jax_side.eval_images_per_s(num_steps)
-  rec["matmul_peak_gflops"] = _stats(s["peak"])
+  rec["matmul_peak_gflops"] = stats(s["peak"])
   if rec["flops_per_image"]:
     # Per round: achieved / peak measured right before it, so both saw the same load.
     fracs = [j * rec["flops_per_image"] / 1e9 / p for j, p in zip(s["jax"], s["peak"])]
-    rec["train_gflops"] = _stats([j * rec["flops_per_image"] / 1e9 for j in s["jax"]])
-    rec["fraction_of_matmul_peak"] = _stats(fracs)
+    rec["train_gflops"] = stats([j * rec["flops_per_image"] / 1e9 for j in s["jax"]])
+    rec["fraction_of_matmul_peak"] = stats(fracs)
   if torch_side is not None:
-    rec["torch_train_images_per_s"] = _stats(s["torch"])
+    rec["torch_train_images_per_s"] = stats(s["torch"])
     rec["torch_train_images_per_s_by_threads"] = {
-        str(t): _stats(v) for t, v in s["torch_by_threads"].items()}
+        str(t): stats(v) for t, v in s["torch_by_threads"].items()}
     rec["torch_eval_images_per_s"] = torch_side.eval_images_per_s(num_steps)
-    rec["ratio_vs_torch"] = _stats(s["ratio"])
+    rec["ratio_vs_torch"] = stats(s["ratio"])
     if s["compile"]:
-      rec["torch_compile_train_images_per_s"] = _stats(s["compile"])
+      rec["torch_compile_train_images_per_s"] = stats(s["compile"])
       rec["torch_compile_train_images_per_s_by_threads"] = {
-          str(t): _stats(v) for t, v in s["compile_by_threads"].items()}
-      rec["ratio_vs_torch_compile"] = _stats(s["ratio_compile"])
+          str(t): stats(v) for t, v in s["compile_by_threads"].items()}
+      rec["ratio_vs_torch_compile"] = stats(s["ratio_compile"])
   return rec
 
 
-def _pair(stats, fmt):
-  return f"{stats['min']:{fmt}} / {stats['median']:{fmt}}" if stats else "-"
+def _pair(s, fmt):
+  return f"{s['min']:{fmt}} / {s['median']:{fmt}}" if s else "-"
 
 
 def format_table(result):

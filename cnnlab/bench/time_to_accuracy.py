@@ -50,7 +50,7 @@ def run(config, target, log=print, t0=None, limit_s=None):
                       data.load_test(config))
   shapes = state_lib.shapes(config, job.steps_per_epoch)
   compiling = epochs.precompile_training(job, shapes)
-  _, state = state_lib.build(config, job.steps_per_epoch, images, like=shapes)
+  _, state = state_lib.build_fresh(config, job.steps_per_epoch, (images, labels), like=shapes)
   state = jax.device_put(state, job.replicated)
   sums = jax.device_put(step_lib.zero_sums(job.num_seeds), job.replicated)
   history = []

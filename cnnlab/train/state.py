@@ -132,8 +132,9 @@ def _initial(config, steps_per_epoch, jitted=True, model=None, tx=None):
   return model, create(jax.random.PRNGKey(config.seed))
 
 
-def build_fresh(config, steps_per_epoch, train):
+def build_fresh(config, steps_per_epoch, train, like=None):
   """build() for a fresh run on its training split `train` ((images, labels) or a source):
   the split's first images are read (decoded, for a source) only if the model needs them."""
   count = init_images(config)
-  return build(config, steps_per_epoch, data.first_images(train, count) if count else None)
+  return build(config, steps_per_epoch, data.first_images(train, count) if count else None,
+               like=like)
