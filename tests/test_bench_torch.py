@@ -9,20 +9,9 @@ import sys
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, needs_torch, run_cli
 
 pytestmark = pytest.mark.slow  # the quick tier skips it; --all and CI run it
-
-
-def _has_torch():
-  import importlib.util
-  return importlib.util.find_spec("torch") is not None
-
-
-# CI installs cnnlab without the [bench] extra, so there these two say why they do not run
-# (tests/test_bench.py checks the record without PyTorch, with torch hidden).
-needs_torch = pytest.mark.skipif(not _has_torch(), reason="PyTorch is not installed: "
-                                 "pip install -e '.[bench]' runs the torch.compile tests")
 
 
 @needs_torch

@@ -3,12 +3,10 @@ and PyTorch models (cnnlab/inspect/reference_models.py), predicts the same class
 10,000 real test images, with probabilities/logits within a stated tolerance.
 
 Keras 3 is in the dev extra (every test run has it). torch (the `bench` extra) is optional: without
-it the torch test is skipped with the reason, unless CNNLAB_REQUIRE_EXTRAS names torch, where
-its absence fails. (CI leaves torch out: installing it also turns on tests/test_bench_torch.py's
-torch.compile timings, minutes of the full tier.)
+it the torch test is skipped with the reason (conftest.needs_torch), unless CNNLAB_REQUIRE_EXTRAS
+names torch, as in CI's extras row, where its absence fails.
 """
 
-import importlib.util
 import os
 
 import jax
@@ -19,24 +17,12 @@ from cnnlab import data
 from cnnlab.inspect import export, reference_models as ref
 from cnnlab.inspect.restore import load_run
 from cnnlab.train.evaluate import _logits
-from conftest import DATA_DIR, needs_data, run_cli
+from conftest import DATA_DIR, needs_data, needs_torch, run_cli
 
 # Measured on the smoke run (float32, 10,000 test images): max |Keras prob - cnnlab prob|
 # 6.0e-7, max |torch logit - cnnlab logit| 3.8e-6 with |logits| <= 9.7. The bounds leave ~10x
 # for other CPUs' summation orders; a layout mistake gives differences of order 1.
 PROB_TOL, LOGIT_TOL = 1e-5, 5e-5
-
-
-def _needs_torch():
-  if importlib.util.find_spec("torch") is not None:
-    return lambda f: f
-  if "torch" in os.environ.get("CNNLAB_REQUIRE_EXTRAS", "").split(","):
-    pytest.fail("torch is required here (CNNLAB_REQUIRE_EXTRAS): pip install -e '.[bench]'")
-  return pytest.mark.skip(reason="torch is not installed: pip install -e '.[bench]' (a CPU "
-                                 "build) runs this test")
-
-
-needs_torch = _needs_torch()
 
 
 @pytest.fixture(scope="module")
