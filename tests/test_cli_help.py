@@ -125,6 +125,21 @@ def test_unknown_field_names_it_and_points_to_config():
                     "--config=experiments/smoke.py` lists every field")
 
 
+
+def test_a_field_under_a_value_names_the_value_and_the_fix():
+  """`--config.input.mode=stream` (config.input is a string): ml_collections says only "string
+  indices must be integers", and without --config it raised while the command was imported."""
+  for given in ([], ["--config=experiments/smoke.py"]):
+    proc = run_cli("train", *given, "--config.input.mode=stream", "--workdir=unused")
+    assert not os.path.exists(os.path.join(REPO, "unused"))
+    assert _one_error_line(proc) == (
+        "cnnlab: error: config.input is a value ('auto'), not a group of fields, so "
+        "--config.input.mode names nothing; set --config.input=VALUE")
+  deeper = _one_error_line(run_cli("config", "--config.optimizer.learning_rate.x=1"))
+  assert deeper == ("cnnlab: error: config.optimizer.learning_rate is a value (0.001), not a "
+                    "group of fields, so --config.optimizer.learning_rate.x names nothing; set "
+                    "--config.optimizer.learning_rate=VALUE")
+
 # --- item 4: TensorBoard ------------------------------------------------------------------
 
 def test_tensorboard_reads_a_runs_scalars_offline(smoke_run):

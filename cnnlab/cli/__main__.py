@@ -48,10 +48,13 @@ def main(argv):
   from cnnlab.cli import common
   try:
     module = importlib.import_module(f"cnnlab.cli.{command}")
-  except (KeyError, AttributeError) as err:  # --config.FIELD checked against the default config
+  except (KeyError, AttributeError, TypeError) as err:  # --config.FIELD against the default config
+    through = common.through_a_value(argv[2:])
+    if through:
+      common.fail(through)
     typed = {part for a in argv[2:] if a.startswith("--config.")
              for part in a.partition("=")[0].split(".")[1:]}
-    if common.missing_key(err)[0] not in typed:
+    if isinstance(err, TypeError) or common.missing_key(err)[0] not in typed:
       raise  # not a field the user typed: a bug, keep its traceback
     common.fail(common.unknown_field(err, argv[2:]))
   from absl import flags

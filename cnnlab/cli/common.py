@@ -64,6 +64,32 @@ def unknown_field(err, args=None):
   return f"the config has no field {dotted}{hint}; `{listing}` lists every field"
 
 
+def through_a_value(args):
+  """One line for `--config.A.B=v` where config.A is a value, not a group of fields, or None.
+  ml_collections says only "string indices must be integers" or "Attribute <class 'int'>.x
+  does not exist", naming neither the flag nor the fix."""
+  import runpy
+  from ml_collections import ConfigDict
+  given = [a[len("--config="):] for a in args if a.startswith("--config=")]
+  path, _, arg = (given[-1] if given else DEFAULT_CONFIG).partition(":")
+  try:
+    config = runpy.run_path(path)["get_config"](*([arg] if arg else []))
+  except Exception:  # an unloadable config file has its own error; keep the original one
+    return None
+  for flag in args:
+    parts = flag[len("--config."):].partition("=")[0].split(".")
+    node = config if flag.startswith("--config.") else None
+    for i, part in enumerate(parts[:-1]):
+      if not isinstance(node, ConfigDict) or part not in node:
+        break
+      node = node[part]
+      if not isinstance(node, ConfigDict):
+        field = ".".join(parts[:i + 1])
+        return (f"config.{field} is a value ({node!r}), not a group of fields, so "
+                f"--config.{'.'.join(parts)} names nothing; set --config.{field}=VALUE")
+  return None
+
+
 def _underscored(arg):
   """--time-limit=20 -> --time_limit=20: absl names use underscores, people
   often type hyphens. Values and config fields (--config.a.b) are left alone."""
@@ -84,11 +110,13 @@ def _parse(argv, module_name):
   except flags.IllegalFlagValueError as err:
     fail(f"bad flag value: {_explain_flag_error(err)}")
   except KeyError as err:
-    fail(unknown_field(err, argv[1:]))
+    fail(through_a_value(argv[1:]) or unknown_field(err, argv[1:]))
   except AttributeError as err:  # ml_collections wraps an unknown field's KeyError in one
     fail(unknown_field(err, argv[1:]) if err.args and isinstance(err.args[0], KeyError)
          else _explain_flag_error(err))
-  except (flags.Error, ValueError, TypeError, OSError) as err:
+  except TypeError as err:
+    fail(through_a_value(argv[1:]) or _explain_flag_error(err))
+  except (flags.Error, ValueError, OSError) as err:
     fail(_explain_flag_error(err))
 
 
