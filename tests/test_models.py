@@ -67,3 +67,25 @@ def test_fast_max_pool_equals_flax_max_pool_forward_and_backward():
   g = jax.random.normal(jax.random.key(2), (3, 14, 14, 8))
   grad = lambda f: jax.grad(lambda x: jnp.sum(f(x) * g))(x)
   np.testing.assert_array_equal(grad(lambda x: max_pool(x, 2)), grad(ref))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_models_training_step_vmaps_over_two_seeds_on_a_mesh(name):
+  """`--config.num_seeds=2` traced for every model, its state placed on a mesh as a run places
+  it (traced, not compiled: ~1 s each). On jax 0.7.2 (CI's Colab row) nn.Conv's own gradients
+  raised NotImplementedError here for resnet_small and inception_mini (jax-ml/jax#32157)."""
+  from cnnlab import parallel
+  from cnnlab.train import state as state_lib, step as step_lib
+  from conftest import smoke_config
+  config = smoke_config(**{"model.name": name, "num_seeds": 2, "batch_size": 8})
+  config.model = {"name": name}  # the model's own defaults (smoke sets textbook fields)
+  replicated = parallel.replicated(parallel.make_mesh(1))
+  placed = lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated)
+  state = jax.tree.map(placed, state_lib.shapes(config))
+  sums = jax.tree.map(placed, jax.eval_shape(lambda: step_lib.zero_sums(2)))
+  data = (jax.ShapeDtypeStruct((16, 28, 28, 1), jnp.uint8, sharding=replicated),
+          jax.ShapeDtypeStruct((16,), jnp.int32, sharding=replicated),
+          jax.ShapeDtypeStruct((2, 16), jnp.int32, sharding=replicated))
+  train_batch = step_lib.make_train_batch(8, 2, num_seeds=2)
+  lowered = train_batch.lower(state, sums, *data)
+  assert [a.shape for a in jax.tree.leaves(lowered.out_info[1])] == [(2,)] * 5

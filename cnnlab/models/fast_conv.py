@@ -1,4 +1,5 @@
-"""Convolution tuned for XLA:CPU training (same numbers as nn.Conv), used by layers.Conv.
+"""Convolution tuned for XLA:CPU training (same numbers as nn.Conv), used by layers.Conv
+(and, through `flax_conv`, by the models that keep nn.Conv).
 
 Every conv here takes its gradients from `input_grad` and `kernel_grad`: the convolutions
 JAX's autodiff builds, written out. JAX 0.7.2 (Colab's TPU runtime) gives its own transposed
@@ -49,6 +50,21 @@ def kernel_grad(x, g, kernel_shape, strides, pads):
 def conv(x, kernel, strides, pads):
   """lax_conv with its gradients from input_grad and kernel_grad (the same numbers)."""
   return lax_conv(x, kernel, strides, pads)
+
+
+def flax_conv(x, kernel, strides, padding, lhs_dilation=None, rhs_dilation=None,
+              dimension_numbers=None, feature_group_count=1, precision=None):
+  """`conv` as nn.Conv's `conv_general_dilated=`: its numbers, and stacked seeds that train on
+  jax 0.7.2. Dilated, grouped or other-layout convs stay lax's own."""
+  plain = (all(d == 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
+           and feature_group_count == 1 and precision is None and x.ndim == 4
+           and dimension_numbers == lax.conv_dimension_numbers(x.shape, kernel.shape, DN))
+  if not plain:
+    return lax.conv_general_dilated(x, kernel, strides, padding, lhs_dilation, rhs_dilation,
+                                    dimension_numbers, feature_group_count, precision=precision)
+  if isinstance(padding, str):
+    padding = lax.padtype_to_pads(x.shape[1:3], kernel.shape[:2], strides, padding)
+  return conv(x, kernel, tuple(strides), tuple(tuple(p) for p in padding))
 
 
 def _images_per_chunk(n, rows_per_image, min_rows=512):

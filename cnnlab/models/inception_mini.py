@@ -12,6 +12,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from cnnlab.models import fast_conv
 from cnnlab.models.layers import Taps, max_pool
 
 
@@ -28,7 +29,7 @@ class InceptionMini(nn.Module):
 
     def conv_bn(x, name, features, kernel):
       x = nn.Conv(features, (kernel, kernel), padding="SAME", use_bias=False, dtype=self.dtype,
-                  name=name)(x)
+                  name=name, conv_general_dilated=fast_conv.flax_conv)(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                        dtype=self.dtype, name=f"{name}_bn")(x)
       return tap(name, nn.relu(x))

@@ -13,6 +13,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from cnnlab.models import fast_conv
 from cnnlab.models.layers import Taps
 
 
@@ -34,7 +35,8 @@ class ResNetSmall(nn.Module):
 
     def conv(x, name, width, kernel=3, stride=1):
       return tap(name, nn.Conv(width, (kernel, kernel), (stride, stride), padding="SAME",
-                               use_bias=False, dtype=self.dtype, name=name)(x))
+                               use_bias=False, dtype=self.dtype, name=name,
+                               conv_general_dilated=fast_conv.flax_conv)(x))
 
     x = conv(x, "stem", self.width)
     for stage, width in enumerate((self.width, 2 * self.width, 4 * self.width), start=1):
