@@ -36,7 +36,8 @@ _report = None  # in the child: the pipe on which it tells the parent its proces
 
 def peer_lost_line(cause, index):
   """The line of a process that stops because another process of its run did."""
-  cause = " ".join(str(cause).split())[:160]
+  # XLA nests one message per dispatch level ("Error dispatching computation: " x 5): once
+  cause = re.sub(r"([^:]+: )\1+", r"\1", " ".join(str(cause).split()))[:160]
   return (f"{_LOST} ({cause}); process {index} exits too. Resume: run the same command on "
           "every process again")
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from cnnlab import parallel
+from cnnlab import parallel, supervisor
 from cnnlab.errors import UserError
 
 
@@ -130,6 +130,15 @@ def test_a_lost_peer_is_one_line_on_stderr_and_exit_75(monkeypatch, capsys):
   assert capsys.readouterr().err == (
       "cnnlab: error: --distributed: another process of this run stopped (process 1 was silent "
       "for 30 s); process 0 exits too. Resume: run the same command on every process again\n")
+
+
+def test_xlas_nested_cause_is_said_once():
+  """As measured: a peer killed mid-epoch; XLA repeated its prefix once per dispatch level."""
+  cause = "INTERNAL: " + "Error dispatching computation: " * 5 + "Gloo connection closed"
+  assert supervisor.peer_lost_line(cause, 1) == (
+      "cnnlab: error: --distributed: another process of this run stopped (INTERNAL: Error "
+      "dispatching computation: Gloo connection closed); process 1 exits too. Resume: run the "
+      "same command on every process again")
 
 
 def test_a_coordinator_that_does_not_answer_ends_the_process(lost):
