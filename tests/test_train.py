@@ -86,7 +86,7 @@ def test_smoke_run_writes_checkpoints_metrics_and_results(smoke_run):
   # Known values, as in /work/baseline/smoke at 46a6241 on the VM that built cnnlab. Another
   # CPU gave 0.7520 and Colab's jax 0.7.2 0.7540 (docs/testing.md): abs 0.005 = 5 of the 1,000
   # test images; the losses agree to ~1e-3, so abs 0.01 for them. Epoch 2's validation moved
-  # more on Colab's jax 0.7.2 (val loss 0.6160, accuracy 0.7773: 0.011 and 0.012 off): 0.015.
+  # more on Colab's jax 0.7.2 (val loss 0.6150, accuracy 0.7773: 0.010 and 0.012 off): 0.015.
   assert results["test_accuracy"] == pytest.approx(0.7560, abs=0.005)
   assert results["test_loss"] == pytest.approx(0.6647, abs=0.01)
   assert (results["best_epoch"], results["best_step"]) == (2, 128)
