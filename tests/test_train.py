@@ -108,6 +108,26 @@ def test_restore_gives_the_same_eval_numbers(smoke_run):
   assert test["accuracy"] == results["test_accuracy"]
 
 
+@needs_data
+def test_evaluation_reads_weights_updated_in_place():
+  """New weights at the old weights' address (a donating step) are the ones evaluated: jaxlib
+  < 0.8.2's XNNPACK dots reused the weights packed at the first call (docs/testing.md)."""
+  _, state = state_lib.build(smoke_config())
+  batch = _real_batch(256)
+  batches = eval_batches(np.asarray(batch["image"]), np.asarray(batch["label"]), 128)
+  before = evaluate(state, batches)
+  kernel = lambda s: s.params["dense1"]["kernel"]
+  address = kernel(state).unsafe_buffer_pointer()
+  triple = jax.jit(lambda p: jax.tree.map(lambda w: w * 3.0, p), donate_argnums=0)
+  state = state.replace(params=triple(state.params))
+  assert kernel(state).unsafe_buffer_pointer() == address  # the case under test: in place
+  fresh = jax.jit(step_lib.eval_step, compiler_options=compilation.compile_options())
+  sums = [jax.device_get(fresh(state, b)) for b in batches]
+  want = sum(float(m["loss"]) for m in sums) / sum(float(m["count"]) for m in sums)
+  assert evaluate(state, batches)["loss"] == pytest.approx(want, rel=1e-5)
+  assert abs(want - before["loss"]) > 1e-3  # tripling the weights moved the loss
+
+
 def test_rerunning_a_finished_workdir_does_not_retrain(smoke_run):
   workdir, results = smoke_run
   before = os.path.getmtime(os.path.join(workdir, "metrics.jsonl"))
