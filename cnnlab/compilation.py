@@ -5,6 +5,14 @@ import os
 import jax
 
 
+# STALE_WEIGHTS: on CPU, jaxlib's XNNPACK dot packs a weight that is a program argument on its
+# first call and reuses the packed copy for as long as the buffer's address stays the same, so
+# new weights at a reused address (updated in place by a donating step, or a freed buffer
+# reallocated) are read as the old ones (docs/testing.md, "Colab's pins"). Measured: 0.7.2,
+# 0.8.0 and 0.8.1 do it; 0.8.2, 0.8.3, 0.9.0 and 0.10.2 do not.
+STALE_WEIGHTS_BELOW = (0, 8, 2)
+
+
 def compile_options():
   """XLA options for cnnlab's programs: on CPU, optimisation level 1 instead of the default.
 
@@ -13,8 +21,13 @@ def compile_options():
   initialisation 3x faster), trains as fast or faster (textbook batch 32: ~2,200 vs ~1,900
   img/s; fast.py, best.py: the same within noise), and gives bit-identical numbers
   (tested; level 0 changes the last bit of normal draws). Other backends keep their defaults.
+  Below jax 0.8.2 XNNPACK is off too (STALE_WEIGHTS).
   """
-  return {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None
+  if jax.default_backend() != "cpu":
+    return None
+  if jax.__version_info__ < STALE_WEIGHTS_BELOW:
+    return {"xla_backend_optimization_level": 1, "xla_cpu_use_xnnpack": False}
+  return {"xla_backend_optimization_level": 1}
 
 
 def use_persistent_cache():

@@ -86,7 +86,7 @@ def test_smoke_run_writes_checkpoints_metrics_and_results(smoke_run):
   # Known values, as in /work/baseline/smoke at 46a6241 on the VM that built cnnlab. Another
   # CPU gave 0.7520 and Colab's jax 0.7.2 0.7540 (docs/testing.md): abs 0.005 = 5 of the 1,000
   # test images; the losses agree to ~1e-3, so abs 0.01 for them. Epoch 2's validation moved
-  # more on Colab's jax 0.7.2 (val loss 0.6160, accuracy 0.7773: 0.011 and 0.012 off): 0.015.
+  # more on Colab's jax 0.7.2 (val loss 0.6150, accuracy 0.7773: 0.010 and 0.012 off): 0.015.
   assert results["test_accuracy"] == pytest.approx(0.7560, abs=0.005)
   assert results["test_loss"] == pytest.approx(0.6647, abs=0.01)
   assert (results["best_epoch"], results["best_step"]) == (2, 128)
@@ -106,6 +106,26 @@ def test_restore_gives_the_same_eval_numbers(smoke_run):
   assert val["accuracy"] == best["val_accuracy"]
   test = evaluate(state, eval_batches(*data.load_test(config), 256))
   assert test["accuracy"] == results["test_accuracy"]
+
+
+@needs_data
+def test_evaluation_reads_weights_updated_in_place():
+  """New weights at the old weights' address (a donating step) are the ones evaluated: jaxlib
+  < 0.8.2's XNNPACK dots reused the weights packed at the first call (docs/testing.md)."""
+  _, state = state_lib.build(smoke_config())
+  batch = _real_batch(256)
+  batches = eval_batches(np.asarray(batch["image"]), np.asarray(batch["label"]), 128)
+  before = evaluate(state, batches)
+  kernel = lambda s: s.params["dense1"]["kernel"]
+  address = kernel(state).unsafe_buffer_pointer()
+  triple = jax.jit(lambda p: jax.tree.map(lambda w: w * 3.0, p), donate_argnums=0)
+  state = state.replace(params=triple(state.params))
+  assert kernel(state).unsafe_buffer_pointer() == address  # the case under test: in place
+  fresh = jax.jit(step_lib.eval_step, compiler_options=compilation.compile_options())
+  sums = [jax.device_get(fresh(state, b)) for b in batches]
+  want = sum(float(m["loss"]) for m in sums) / sum(float(m["count"]) for m in sums)
+  assert evaluate(state, batches)["loss"] == pytest.approx(want, rel=1e-5)
+  assert abs(want - before["loss"]) > 1e-3  # tripling the weights moved the loss
 
 
 def test_rerunning_a_finished_workdir_does_not_retrain(smoke_run):

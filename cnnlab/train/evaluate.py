@@ -114,7 +114,13 @@ def eval_accumulate_fn(num_seeds=1, flip_tta=False):
   return jax.jit(accumulate, compiler_options=compile_options()), zeros
 
 
-_logits = jax.jit(step_lib.logits_fn)
+def _logits(state, images):
+  return _logits_program()(state, images)
+
+
+@functools.lru_cache(maxsize=None)
+def _logits_program():  # made on first use: compile_options() starts JAX's backend
+  return jax.jit(step_lib.logits_fn, compiler_options=compile_options())
 
 
 def probabilities(state, images, batch_size=1000):

@@ -16,11 +16,7 @@ import optax
 from cnnlab import augment, parallel
 from cnnlab.compilation import compile_options
 
-# Donation lets XLA update the state and sums in place. Under jax 0.7.2 (Colab's TPU runtime)
-# the evaluation after donated steps read wrong values on CPU (smoke, epoch 2: val loss 0.6760
-# in 9 of 11 runs; 0.6160, the restored parameters' value, in all 4 runs without donation);
-# jax 0.10.2 is unaffected (docs/testing.md). Older JAX trains without donation.
-DONATE = (0, 1) if jax.__version_info__ >= (0, 10) else ()
+DONATE = (0, 1)  # the state and sums: XLA updates them in place
 
 # Independent random streams of a run, folded into TrainState.rng (the numbers are part of
 # every saved run's trajectory: never renumber them).
