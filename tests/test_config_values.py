@@ -58,6 +58,8 @@ REFUSED = [  # (field, value, the whole message)
     ("optimizer.name", "zzz", "unknown optimizer.name 'zzz'; choose adam, adamw or sgd"),
     ("optimizer.schedule", "cosin", "unknown optimizer.schedule 'cosin' (did you mean "
                                     "'cosine'?); choose constant, cosine or onecycle"),
+    ("optimizer.schedule", "onecylce", "unknown optimizer.schedule 'onecylce' (did you mean "
+                                       "'onecycle'?); choose constant, cosine or onecycle"),
     ("early_stopping_patience", -1, "config.early_stopping_patience must be >= 0 (0 turns "
                                     "early stopping off)"),
     ("validation_fraction", 0.0, "config.validation_fraction must be in (0, 1), got 0.0"),
@@ -169,6 +171,8 @@ def test_whitening_needs_an_even_first_width_within_the_patch_components():
       "config.model.whiten_eps needs conv1's width even and <= 18 (+- each of the 9 "
       "components of its 3x3 patches), got 7; set --config.model.widths=(8,...) or "
       "--config.model.whiten_eps=0")
+  assert "got 5; set --config.model.widths=(6,...)" in refusal(
+      config_lib.check, speedrun(whiten_eps=0.01, widths=(5, 32)))
   assert "got 20; set --config.model.widths=(18,...)" in refusal(
       config_lib.check, speedrun(whiten_eps=0.01, widths=(20, 32)))
 
