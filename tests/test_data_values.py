@@ -8,6 +8,7 @@ says which one it is), and a folder of 4x4 grey PNGs (2 classes) whose pixels sa
 
 import gzip
 import hashlib
+import json
 import os
 import struct
 
@@ -170,6 +171,14 @@ def test_a_folders_fingerprint_is_its_files_and_labels(folder):
   assert data._fingerprint(s, whole) != fingerprint
 
 
+def test_a_tfds_datasets_fingerprint_is_its_name_version_and_indices(tmp_path):
+  """The builder only (nothing is downloaded or read): its name and version, the indices."""
+  s = data.sources.settings(config("tfds:mnist:3.0.1", data_dir=str(tmp_path)))
+  part = arrays.Part(None, np.array([3, 1, 2]))
+  by_hand = hashlib.sha256(b"mnist:3.0.1" + np.int64([3, 1, 2]).tobytes()).hexdigest()[:16]
+  assert data._fingerprint(s, part) == by_hand
+
+
 def test_the_decode_cache_is_where_input_cache_says(folder, tmp_path, monkeypatch):
   c = config(f"folder:{folder}", input="stream")
   assert isinstance(data.train_validation_inputs(c)["train"].source, data.sources.folder
@@ -180,8 +189,13 @@ def test_the_decode_cache_is_where_input_cache_says(folder, tmp_path, monkeypatc
   cached = data.train_validation_inputs(c)["train"].source
   assert isinstance(cached, arrays.NpyFiles)
   assert os.listdir(tmp_path / "mine") == [os.path.basename(cache.directory_for(key))]
-  monkeypatch.setenv("CNNLAB_DATA_CACHE", str(tmp_path / "auto"))
+  with open(os.path.join(cache.directory_for(key, str(tmp_path / "mine")), cache.MARKER)) as f:
+    assert json.load(f)["key"] == key
+  del c["input_cache"]  # a config written before input_cache existed: no cache
+  assert isinstance(data.train_validation_inputs(c)["train"].source,
+                    data.sources.folder.FolderSource)
   c.input_cache = "auto"
+  monkeypatch.setenv("CNNLAB_DATA_CACHE", str(tmp_path / "auto"))
   data.train_validation_inputs(c)
   assert os.listdir(tmp_path / "auto") == os.listdir(tmp_path / "mine")
   # a registered dataset (fashion_mnist by default) is arrays already: never cached
