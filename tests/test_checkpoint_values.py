@@ -9,6 +9,7 @@ import errno
 import hashlib
 import os
 
+import flax
 import numpy as np
 import pytest
 
@@ -94,6 +95,12 @@ def test_a_read_only_manager_creates_and_cleans_nothing(tmp_path):
   assert not leftover.exists()
 
 
+@flax.struct.dataclass
+class Train:  # a TrainState-like struct: restored as the struct, not as a dict
+  params: dict
+  step: np.ndarray
+
+
 def test_save_then_restore_gives_the_values_and_the_meta(tmp_path):
   mngr = saved(tmp_path, [3])
   got_state, got_sums, meta = checkpoint.restore(mngr, 3, state(0.0), SUMS)
@@ -102,6 +109,18 @@ def test_save_then_restore_gives_the_values_and_the_meta(tmp_path):
   assert got_sums == {"loss": 0.25, "count": 4} and got_sums["count"].dtype == np.int32
   assert meta == {"epoch": 3, "step": 3, "digest": checkpoint.digest(
       {"state": state(3.0), "sums": SUMS})}
+  checkpoint.save(mngr, 4, Train(state(4.0)["params"], np.int32(4)), SUMS, {})
+  checkpoint.wait(mngr)
+  got, _, _ = checkpoint.restore(mngr, 4, Train(state(0.0)["params"], np.int32(0)), SUMS)
+  assert isinstance(got, Train) and got.step == 4 and got.params["Dense_0"]["kernel"][1, 2] == 4
+
+
+def test_a_step_of_another_tree_is_unusable(tmp_path):
+  mngr = saved(tmp_path, [1])
+  other = state(0.0)
+  del other["params"]["Dense_0"]["bias"]
+  with pytest.raises(checkpoint.Unusable, match="tree structures do not match"):
+    checkpoint.restore(mngr, 1, other, SUMS)
 
 
 def test_non_finite_weights_are_refused_with_the_step(tmp_path):
@@ -170,21 +189,20 @@ def test_no_good_step_gives_none_and_moves_nothing(tmp_path):
 
 def test_bad_steps_are_set_aside_never_overwriting(tmp_path):
   aside = tmp_path / "unusable"
-  (aside / "3").mkdir(parents=True)
-  (aside / "3" / "keep").write_text("an earlier one")
   mngr = saved(tmp_path / "ckpt", [2, 3], bad=[3])
   log = []
   restored = checkpoint.restore_latest_good(mngr, state(0.0), SUMS, log=log.append,
                                             set_aside_to=str(aside))
   assert kernel(restored) == 2.0 and mngr.all_steps() == [2]
-  assert log[1] == f"cnnlab: warning: moved unusable checkpoint step 3 to {aside}/3.1"
-  assert sorted(os.listdir(aside)) == ["3", "3.1"]
+  assert log[1] == f"cnnlab: warning: moved unusable checkpoint step 3 to {aside}/3"
+  (aside / "3" / "keep").write_text("an earlier one")
+  for expect in ("3.1", "3.2"):  # step 3 again, bad again: never onto an earlier one
+    mngr = saved(tmp_path / "ckpt", [3], bad=[3])
+    checkpoint.restore_latest_good(mngr, state(0.0), SUMS, log=log.append,
+                                   set_aside_to=str(aside))
+    assert log[-1] == f"cnnlab: warning: moved unusable checkpoint step 3 to {aside}/{expect}"
+  assert sorted(os.listdir(aside)) == ["3", "3.1", "3.2"]
   assert (aside / "3" / "keep").read_text() == "an earlier one"
-  (aside / "3.2").mkdir()
-  mngr = saved(tmp_path / "ckpt", [3], bad=[3])  # step 3 again, bad again
-  checkpoint.restore_latest_good(mngr, state(0.0), SUMS, log=log.append,
-                                 set_aside_to=str(aside))
-  assert log[-1].endswith(f"step 3 to {aside}/3.3")
 
 
 class FakeManager:  # fake: two steps on "disk", restored by a monkeypatched restore
@@ -205,6 +223,11 @@ def test_a_long_reason_is_cut_to_160_characters(monkeypatch):
   assert checkpoint.restore_latest_good(FakeManager(), None, None, log=log.append) == "step 1"
   assert log == [f"cnnlab: warning: checkpoint step 2 in /fake is unusable ({'x' * 160}); "
                  "trying the previous one"]
+  log.clear()
+  assert checkpoint.restore_best(FakeManager(), 2, None, None, log=log.append) == "step 1"
+  assert log[0] == (f"cnnlab: warning: the best checkpoint step 2 is unusable ({'x' * 160}); "
+                    "using the latest good one")
+  assert log[1].startswith("cnnlab: warning: checkpoint step 2 in /fake")  # the same log
 
 
 def test_saved_param_shapes_reads_the_newest_step(tmp_path):
