@@ -133,12 +133,22 @@ def restore(mngr, step, state, sums):
   except _UNREADABLE as err:
     raise Unusable(" ".join(str(err).split())) from err
   host, meta = jax.device_get(out["state"]), out["meta"]
+  _check_shapes(host, abstract)  # Orbax restores a host array in its saved shape, not the target's
   if meta.get("digest") != digest(host):
     raise Unusable("its contents do not match the digest saved with it")
   if not all_finite(host):
     raise Unusable("it holds non-finite values")
   tree = serialization.from_state_dict(target, host)
   return tree["state"], tree["sums"], meta
+
+
+def _check_shapes(host, abstract):
+  saved = jax.tree_util.tree_leaves_with_path(host)
+  wanted = jax.tree_util.tree_leaves_with_path(abstract)
+  for (path, got), (_, want) in zip(saved, wanted):
+    if np.shape(got) != want.shape:
+      raise Unusable(f"it holds {jax.tree_util.keystr(path)} of shape {np.shape(got)}, where "
+                     f"the model of config.json has {want.shape}")
 
 
 def restore_latest_good(mngr, state, sums, log=print, set_aside_to=None):

@@ -116,6 +116,15 @@ def test_a_step_of_another_tree_is_unusable(tmp_path):
     checkpoint.restore(mngr, 1, other, SUMS)
 
 
+def test_a_step_of_another_shape_is_unusable(tmp_path):
+  """Orbax hands back the saved (2, 3) for a (4, 5) target without a word; restore refuses."""
+  mngr = saved(tmp_path, [1])
+  with pytest.raises(checkpoint.Unusable) as err:
+    checkpoint.restore(mngr, 1, state(0.0, shape=(4, 5)), SUMS)
+  assert str(err.value) == ("it holds ['state']['params']['Dense_0']['bias'] of shape (3,), "
+                            "where the model of config.json has (5,)")
+
+
 def test_non_finite_weights_are_refused_with_the_step(tmp_path):
   mngr = checkpoint.manager(str(tmp_path))
   with pytest.raises(UserError) as err:
