@@ -1,0 +1,114 @@
+"""cnnlab.train.state's numbers: each optimizer and schedule a config names equals optax's,
+built by hand with the documented defaults and with every field set; the initial state's
+parameters, key and step; stacked seeds seed, seed+1; the bfloat16-on-CPU warning."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from cnnlab.models import fashion_dnn
+from cnnlab.train import state as state_lib
+from conftest import smoke_config
+from test_step_values import Tiny, close, same
+
+PARAMS = {"w": jnp.array([0.5, -1.0, 2.0]), "b": jnp.array([0.1])}
+GRADS = [{"w": jnp.array([1e-6, -3e-6, 2e-6]) * k, "b": jnp.array([4e-6 / k])} for k in (1, 7, 2, 5)]
+
+
+def trajectory(tx, steps=4):
+  """The parameters after each of `steps` updates with fixed, small gradients (eps matters)."""
+  params, opt_state, out = PARAMS, tx.init(PARAMS), []
+  for grads in GRADS[:steps]:
+    updates, opt_state = tx.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    out.append(params)
+  return out
+
+
+def same_optimizer(fields, want, total_steps=10):
+  opt = ml_collections.ConfigDict(dict({"learning_rate": 0.01}, **fields))
+  jax.tree.map(close, trajectory(state_lib.make_optimizer(opt, total_steps)), trajectory(want))
+
+
+OPTIMIZERS = [
+    ({}, optax.adam(0.01, b1=0.9, b2=0.999, eps=1e-7)),
+    ({"name": "adam", "b1": 0.5, "b2": 0.9, "eps": 1e-5, "weight_decay": 0.1},
+     optax.chain(optax.add_decayed_weights(0.1), optax.adam(0.01, b1=0.5, b2=0.9, eps=1e-5))),
+    ({"name": "adamw", "weight_decay": 0.1},
+     optax.adamw(0.01, b1=0.9, b2=0.999, eps=1e-7, weight_decay=0.1)),
+    ({"name": "adamw", "b1": 0.5, "b2": 0.9, "eps": 1e-5, "weight_decay": 0.3},
+     optax.adamw(0.01, b1=0.5, b2=0.9, eps=1e-5, weight_decay=0.3)),
+    ({"name": "sgd"}, optax.sgd(0.01, momentum=0.9, nesterov=True)),
+    ({"name": "sgd", "momentum": 0.5, "nesterov": False, "weight_decay": 0.2},
+     optax.chain(optax.add_decayed_weights(0.2), optax.sgd(0.01, momentum=0.5))),
+    ({"name": "sgd", "schedule": "cosine", "warmup_steps": 2, "momentum": 0.0},
+     optax.sgd(optax.warmup_cosine_decay_schedule(0.0, 0.01, 2, 10), momentum=0.0)),
+    ({"name": "sgd", "schedule": "cosine", "momentum": 0.0},
+     optax.sgd(optax.warmup_cosine_decay_schedule(0.0, 0.01, 0, 10), momentum=0.0)),
+    ({"name": "sgd", "schedule": "onecycle", "momentum": 0.0},
+     optax.sgd(optax.cosine_onecycle_schedule(10, 0.01), momentum=0.0)),
+    ({"schedule": "constant", "name": "sgd", "momentum": 0.0}, optax.sgd(0.01, momentum=0.0)),
+]
+
+
+@pytest.mark.parametrize("fields, want", OPTIMIZERS, ids=range(len(OPTIMIZERS)))
+def test_each_optimizer_and_schedule_equals_optax_with_the_documented_defaults(fields, want):
+  same_optimizer(fields, want)
+
+
+def test_schedules_shorter_than_their_warmup_still_count_at_least_one_step():
+  sgd = {"name": "sgd", "momentum": 0.0}
+  same_optimizer(dict(sgd, schedule="cosine", warmup_steps=3),
+                 optax.sgd(optax.warmup_cosine_decay_schedule(0.0, 0.01, 3, 4), momentum=0.0),
+                 total_steps=2)
+  same_optimizer(dict(sgd, schedule="onecycle"),
+                 optax.sgd(optax.cosine_onecycle_schedule(1, 0.01), momentum=0.0), total_steps=0)
+
+
+def test_the_initial_state_is_the_model_init_of_the_first_half_of_the_key():
+  key = jax.random.PRNGKey(3)
+  state = state_lib.create_train_state(Tiny(), optax.sgd(0.1), key, (2, 2, 1))
+  init_key, state_key = jax.random.split(key)
+  variables = Tiny().init(init_key, jnp.zeros((1, 2, 2, 1)), train=False)
+  jax.tree.map(same, (state.params, state.batch_stats),
+               (variables["params"], variables["batch_stats"]))
+  same(state.rng, state_key)
+  assert state.step.dtype == jnp.int32 and int(state.step) == 0
+  jax.tree.map(same, state.opt_state, optax.sgd(0.1).init(state.params))
+  eager = state_lib.create_train_state(Tiny(), optax.sgd(0.1), key, (2, 2, 1), jitted=False)
+  jax.tree.map(same, eager.params, state.params)
+
+
+def dnn(**overrides):
+  config = smoke_config(**overrides)
+  config.model = ml_collections.ConfigDict({"name": "fashion_dnn", "dropout": 0.25})
+  return config
+
+
+def test_build_gives_the_config_model_its_seed_and_stacked_seeds_seed_plus_i():
+  config = dnn(seed=5)
+  model, state = state_lib.build(config, steps_per_epoch=3)
+  assert isinstance(model, fashion_dnn.FashionDNN) and model.num_classes == 10
+  assert state_lib.num_seeds(config) == 1 and state_lib.init_images(config) == 0
+  want = state_lib.create_train_state(model, state.tx, jax.random.PRNGKey(5), (28, 28, 1))
+  jax.tree.map(same, state.params, want.params)
+  shapes = state_lib.shapes(config, 3)
+  assert jax.tree.map(lambda a: (a.shape, a.dtype), shapes.params) == jax.tree.map(
+      lambda a: (a.shape, a.dtype), state.params)
+  _, like = state_lib.build(config, 3, like=shapes)
+  assert like.tx is shapes.tx and like.apply_fn.__self__ is shapes.apply_fn.__self__
+  _, stacked = state_lib.build(dnn(seed=5, num_seeds=2))
+  assert state_lib.num_seeds(dnn(num_seeds=2)) == 2
+  _, six = state_lib.build(dnn(seed=6))
+  for i, one in enumerate((state, six)):
+    jax.tree.map(lambda a, b: same(a[i], b), stacked.params, one.params)
+
+
+def test_bfloat16_on_cpu_warns_once_and_float32_does_not(capsys):
+  state_lib.warn_slow_dtype(dnn(dtype="bfloat16"))
+  state_lib.warn_slow_dtype(dnn())
+  err = capsys.readouterr().err
+  assert err.count("config.dtype=bfloat16 is for TPU/GPU") == 1 and err.startswith("cnnlab: warning")
