@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from cnnlab.models import fashion_dnn
+from cnnlab.models import fashion_dnn, whitening
 from cnnlab.train import state as state_lib
 from conftest import smoke_config
 from test_step_values import Tiny, close, same
@@ -112,3 +112,19 @@ def test_bfloat16_on_cpu_warns_once_and_float32_does_not(capsys):
   state_lib.warn_slow_dtype(dnn())
   err = capsys.readouterr().err
   assert err.count("config.dtype=bfloat16 is for TPU/GPU") == 1 and err.startswith("cnnlab: warning")
+
+
+def test_a_whitening_model_sets_conv1_from_the_first_training_images():
+  """Fake data (random pixels): only the arithmetic from images to filters is checked."""
+  config = smoke_config()
+  config.model = ml_collections.ConfigDict({"name": "speedrun_cnn", "widths": (4, 8),
+                                            "hidden": 16, "whiten_eps": 1e-2})
+  images = np.random.default_rng(0).integers(0, 256, (40, 28, 28, 1), np.uint8)
+  assert state_lib.init_images(config) == whitening.MAX_IMAGES
+  kernel, bias = whitening.whitening_filters(images, 4, eps=1e-2)
+  _, fresh = state_lib.build_fresh(config, 1, (images, np.zeros(40, np.int32)))
+  close(fresh.params["conv1"]["kernel"], kernel)
+  close(fresh.params["conv1"]["bias"], bias)
+  _, target = state_lib.build(config)  # a restore target reads no images
+  assert not np.allclose(target.params["conv1"]["kernel"], kernel)
+  jax.tree.map(same, target.params["output"], fresh.params["output"])
