@@ -135,7 +135,8 @@ def test_the_epoch_step_gathers_the_batch_of_its_step_and_sums_the_epoch():
   state, sums = tiny_state(step=3), step_lib.zero_sums()
   order = jnp.array([5, 1, 7, 0, 2, 6, 3, 4])
   images, labels = jnp.asarray(IMAGES), jnp.asarray(LABELS)
-  train_batch = step_lib.make_train_batch(2, 4)
+  one_device = jax.sharding.SingleDeviceSharding(jax.devices()[0])  # the batch constraint
+  train_batch = step_lib.make_train_batch(2, 4, batch_sharding=one_device)
   want, first = step_lib.train_step(state, {"image": IMAGES[[3, 4]], "label": LABELS[[3, 4]]})
   s1, sums = train_batch(state, sums, images, labels, order)  # step 3 of 4: order[6:8]
   jax.tree.map(close, s1.params, want.params)
