@@ -13,6 +13,7 @@ from cnnlab.train import evaluate as ev
 from cnnlab.train import state as state_lib
 from cnnlab.train import step as step_lib
 from test_step_values import IMAGES, LABELS, Tiny, close, same, tiny_state
+from test_train import _compile_log
 
 X, Y = IMAGES[:7], LABELS[:7]  # not a multiple of the batch size 3
 
@@ -78,13 +79,18 @@ def test_probabilities_are_the_softmax_of_the_inference_logits_in_batches():
   got = ev.probabilities(state, X, batch_size=3)
   close(got, jax.nn.softmax(step_lib.logits_fn(state, X)))
   assert got.shape == (7, 3) and isinstance(got, np.ndarray)
-  assert ev.probabilities(state, X[:0]).shape == (0, 0)
+  empty = ev.probabilities(state, X[:0])
+  assert empty.shape == (0, 0) and empty.dtype == np.float32
 
 
 def test_a_background_compile_raises_its_error_on_join():
   thread = ev.precompile(jax.jit(lambda x: x.reshape(3)), jnp.ones(4))
   with pytest.raises(TypeError, match="reshape"):
     thread.join()
-  ok = ev.precompile_evaluation(tiny_state(), ev.eval_batches(X, Y, 3))
+  state, batches = tiny_state(), ev.eval_batches(X, Y, 5)  # a batch size no other test uses
+  ok = ev.precompile_evaluation(state, batches)
   ok.join()
   assert ok.error is None and not ok.is_alive() and ok.daemon
+  got, compiles = _compile_log(ev.evaluate, state, batches)  # the program compiled above
+  assert not compiles, compiles
+  assert got["loss"] == pytest.approx(by_hand(state)[0], rel=1e-6)

@@ -14,8 +14,9 @@ from cnnlab.train import state as state_lib
 from conftest import smoke_config
 from test_step_values import Tiny, close, same
 
-PARAMS = {"w": jnp.array([0.5, -1.0, 2.0]), "b": jnp.array([0.1])}
-GRADS = [{"w": jnp.array([1e-6, -3e-6, 2e-6]) * k, "b": jnp.array([4e-6 / k])} for k in (1, 7, 2, 5)]
+PARAMS = {"w": np.array([0.5, -1.0, 2.0], np.float32), "b": np.array([0.1], np.float32)}
+GRADS = [{"w": np.array([1e-6, -3e-6, 2e-6], np.float32) * k,  # NumPy: no JAX call at import
+          "b": np.array([4e-6 / k], np.float32)} for k in (1, 7, 2, 5)]
 
 
 def trajectory(tx, steps=4):

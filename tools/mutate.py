@@ -38,6 +38,8 @@ TESTS = {
     "train/step": ["tests/test_step_values.py", "tests/test_numbers.py", "tests/test_train.py"],
     "train/evaluate": ["tests/test_evaluate_values.py", "tests/test_train.py"],
     "train/state": ["tests/test_state_values.py", "tests/test_numbers.py", "tests/test_train.py"],
+    "train/epochs": ["tests/test_epochs_values.py", "tests/test_train.py"],
+    "train/epoch_log": ["tests/test_epochs_values.py", "tests/test_train.py"],
     "parallel": ["tests/test_parallel.py", "tests/test_numbers.py"],
     "models/layers": ["tests/test_models.py", "tests/test_properties.py", "tests/test_shapes.py",
                       "tests/test_fast_layers.py", "tests/test_layers.py"],
