@@ -123,6 +123,10 @@ def test_build_gives_the_config_model_its_seed_and_stacked_seeds_seed_plus_i():
   _, stacked = state_lib.build(dnn(seed=5, num_seeds=2))
   assert state_lib.num_seeds(dnn(num_seeds=2)) == 2
   assert state_lib.num_seeds(ml_collections.ConfigDict()) == 1  # a config from before seeds
+  assert state_lib.model_of(dnn(dtype="bfloat16")).dtype == jnp.bfloat16
+  float32 = dnn()
+  del float32["dtype"]  # a config from before dtype computes in float32
+  assert state_lib.model_of(float32).dtype == jnp.float32
   _, six = state_lib.build(dnn(seed=6))
   for i, one in enumerate((state, six)):
     jax.tree.map(lambda a, b: same(a[i], b), stacked.params, one.params)

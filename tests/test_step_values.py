@@ -30,7 +30,8 @@ class Tiny(nn.Module):
 
 
 def tiny_state(tx=None, step=0):
-  state = state_lib.create_train_state(Tiny(), tx or optax.sgd(0.3), jax.random.PRNGKey(4), (2, 2, 1))
+  state = state_lib.create_train_state(Tiny(), tx or optax.sgd(0.3), jax.random.PRNGKey(4),
+                                       (2, 2, 1))
   return state.replace(step=jnp.int32(step))
 
 
@@ -90,7 +91,8 @@ def test_a_nonfinite_loss_or_update_is_flagged_and_skipped_only_when_asked():
   jax.tree.map(same, (kept.params, kept.opt_state, kept.batch_stats),
                (state.params, state.opt_state, state.batch_stats))
   broken, m = jax.jit(step_lib.train_step)(state, bad)  # by default a bad step is applied
-  assert float(m["finite"]) == 0.0 and np.isnan(np.asarray(broken.params["Dense_0"]["kernel"])).all()
+  assert float(m["finite"]) == 0.0
+  assert np.isnan(np.asarray(broken.params["Dense_0"]["kernel"])).all()
   # a finite loss whose update overflows float32 (a learning rate beyond its range) is not
   # a finite step either
   huge = tiny_state(optax.sgd(1e39))
