@@ -71,9 +71,11 @@ def test_each_optimizer_and_schedule_equals_optax_with_the_documented_defaults(f
 
 def test_schedules_shorter_than_their_warmup_still_count_at_least_one_step():
   plain = {"name": "sgd", "momentum": 0.0}
-  same_optimizer(dict(plain, schedule="cosine", warmup_steps=3),
-                 sgd(optax.warmup_cosine_decay_schedule(0.0, 0.01, 3, 4), momentum=0.0),
-                 total_steps=2)
+  # warmup 2 of 1 step: 3 steps, so the 4-step trajectory's last update (at the end: lr 0)
+  # also tells 3 from 4 (state _cosine 24, `warmup + 2`, survived a warmup of 3)
+  same_optimizer(dict(plain, schedule="cosine", warmup_steps=2),
+                 sgd(optax.warmup_cosine_decay_schedule(0.0, 0.01, 2, 3), momentum=0.0),
+                 total_steps=1)
   same_optimizer(dict(plain, schedule="onecycle"),
                  sgd(optax.cosine_onecycle_schedule(1, 0.01), momentum=0.0), total_steps=0)
 
