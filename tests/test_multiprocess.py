@@ -88,15 +88,21 @@ def test_distributed_run_equals_one_process_on_four_devices(two_processes, tmp_p
   two, one = ([json.loads(l) for l in metrics(d).splitlines()] for d in (workdir, single))
   assert [r["step"] for r in two] == [r["step"] for r in one] == [16, 32, 48]
   # The same batches, keys and 4-way sharding; only the gradient all-reduce differs (gloo
-  # across processes vs XLA's in-process sum): float32 rounding of a different summation
-  # order, measured 1e-7 relative after 32 steps. Accuracies (counts) are identical.
+  # across processes vs XLA's in-process sum): float32 rounding of another summation order.
+  # After the first epoch's 16 steps that is all (measured 1.3e-7 relative, the same counts);
+  # a wrong batch, key or shard would be off by ~1e-2 there. Adam then amplifies it by CPU:
+  # after 48 steps 1e-7 on the AVX2 VM that built this; on an AVX-512 EPYC ~50x per epoch, to
+  # 7.8e-5 (train loss), 6.7e-4 (val), 1.1e-3 (test), with 1-2 of 256 predictions flipped.
   for key in ("train_loss", "val_loss"):
-    np.testing.assert_allclose([r[key] for r in two], [r[key] for r in one], rtol=1e-5)
-  for key in ("train_accuracy", "val_accuracy"):
-    assert [r[key] for r in two] == [r[key] for r in one]
+    np.testing.assert_allclose(two[0][key], one[0][key], rtol=1e-5)
+    np.testing.assert_allclose([r[key] for r in two[1:]], [r[key] for r in one[1:]], rtol=5e-3)
+  for key, images in (("train_accuracy", 512), ("val_accuracy", 256)):
+    assert two[0][key] == one[0][key]
+    np.testing.assert_allclose([r[key] for r in two[1:]], [r[key] for r in one[1:]],
+                               atol=4 / images)
   r2, r1 = results(workdir), results(single)
-  assert r2["test_accuracy"] == r1["test_accuracy"]
-  np.testing.assert_allclose(r2["test_loss"], r1["test_loss"], rtol=1e-5)
+  assert abs(r2["test_accuracy"] - r1["test_accuracy"]) <= 4 / 256
+  np.testing.assert_allclose(r2["test_loss"], r1["test_loss"], rtol=5e-3)
 
 
 @needs_data
