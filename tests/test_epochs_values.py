@@ -72,6 +72,8 @@ def test_the_stop_flag_notes_a_signal_and_restores_the_handlers():
   before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
   flag = epochs.StopFlag()
   try:
+    # one process: the flag takes SIGTERM too (several: JAX's preemption service does)
+    assert signal.getsignal(signal.SIGTERM) == signal.getsignal(signal.SIGINT) == flag._handle
     assert flag.signum is None and not flag.check(1)
     flag.raise_if_set()  # nothing noted: no error
     os.kill(os.getpid(), signal.SIGTERM)
@@ -256,3 +258,58 @@ def test_the_jobs_step_gets_the_configs_smoothing_and_augmentation(whole, fields
   changed = []
   run(job_of(**fields), adam_state(), changed, until=1)
   assert abs(whole[1][0][0]["train_loss"] - changed[0][0]["train_loss"]) > 1e-3
+
+
+def test_the_evaluation_flips_when_the_config_says_so_and_no_guard_means_allow(whole):
+  job, flipped = job_of(eval_flip_tta=True, transfer_guard=""), []
+  state = run(job, adam_state(), flipped, until=1)
+  val = evaluate_lib.evaluate(state, job.eval_batches, flip_tta=True)
+  assert flipped[0][0]["val_loss"] == float(val["loss"])
+  unflipped = whole[1][0][0]  # epoch 1 of the same training, evaluated without flips
+  assert flipped[0][0]["train_loss"] == unflipped["train_loss"]
+  assert abs(flipped[0][0]["val_loss"] - unflipped["val_loss"]) > 1e-4
+
+
+class HostData:
+  """An input mode that hands the step NumPy arrays: each step moves them to the device."""
+
+  def __init__(self, resident):
+    self.resident = resident
+
+  def epoch(self, state, start):
+    images, labels, order = next(self.resident.epoch(state, start))
+    while True:
+      yield np.asarray(images), np.asarray(labels), np.asarray(order)
+
+  def close(self):
+    pass
+
+
+def test_the_epoch_runs_under_the_configs_transfer_guard(job):
+  assert job.config.transfer_guard == "disallow"
+  with pytest.raises(Exception, match="[Dd]isallowed host-to-device transfer"):
+    run(job._replace(batches=HostData(job.batches)), adam_state(), [])
+
+
+def test_the_jobs_step_skips_a_nonfinite_update_when_asked(job):
+  def broken():  # an inf in the Dense bias: the loss and every gradient are non-finite
+    state = adam_state()
+    bias = state.params["Dense_0"]["bias"]
+    return state.replace(params={**state.params, "Dense_0": {
+        **state.params["Dense_0"], "bias": bias.at[0].set(jnp.inf)}})
+
+  before = adam_state().params["BatchNorm_0"]["bias"]
+  for j, kept in ((job, False), (job_of(skip_nonfinite_updates=True), True)):
+    state = broken()  # the step donates it
+    after, sums = j.train_batch(state, step_lib.zero_sums(1), *next(j.batches.epoch(state, 0)))
+    assert np.array_equal(after.params["BatchNorm_0"]["bias"], before) == kept
+    assert float(sums["nonfinite"]) == 1.0
+
+
+def test_two_seeds_draw_each_its_own_epoch_order():
+  job = job_of(num_seeds=2)
+  keys = jnp.stack([jax.random.PRNGKey(1), jax.random.PRNGKey(2)])
+  order = job.batches.epoch_order(jnp.array([4, 4]), keys)
+  assert job.num_seeds == 2 and order.shape == (2, 18)
+  for i in range(2):
+    np.testing.assert_array_equal(order[i], step_lib.epoch_permutation(keys[i], 1, 18))
