@@ -28,21 +28,29 @@ from test_step_values import IMAGES, LABELS, tiny_state
 VAL = {"loss": 0.5, "accuracy": 0.75}
 
 
-def test_the_epoch_record_divides_the_loss_by_the_finite_steps_only():
+def test_the_epoch_record_divides_the_loss_by_the_images_of_finite_steps_only():
+  # 4 steps of 2 images (count: images), 2 of them non-finite (nonfinite: steps)
   train = {"loss": np.float32(10.0), "correct": np.float32(6.0), "count": np.float32(8.0),
            "nonfinite": np.float32(2.0)}
-  assert epochs.epoch_record(3, 24, train, VAL) == {
-      "epoch": 3, "step": 24, "nonfinite_steps": 2, "train_loss": float(np.float32(10 / 6)),
+  assert epochs.epoch_record(3, 24, train, VAL, batch_size=2) == {
+      "epoch": 3, "step": 24, "nonfinite_steps": 2, "train_loss": 2.5,
       "train_accuracy": 0.75, "val_loss": 0.5, "val_accuracy": 0.75}
-  none_finite = dict(train, loss=np.float32(0.0), nonfinite=np.float32(8.0))
-  assert epochs.epoch_record(1, 8, none_finite, VAL)["train_loss"] == 0.0  # not 0 / 0
+  one_finite = dict(train, loss=np.float32(3.0), nonfinite=np.float32(3.0))
+  assert epochs.epoch_record(3, 24, one_finite, VAL, batch_size=2)["train_loss"] == 1.5
+  none_finite = dict(train, loss=np.float32(0.0), nonfinite=np.float32(4.0))
+  assert epochs.epoch_record(1, 8, none_finite, VAL, 2)["train_loss"] == 0.0  # not 0 / 0
+  # one seed's mean of float32 values is taken in float64, as the per-seed lists are
+  val = {"loss": np.float32([0.1, 0.2]), "accuracy": np.float32([0.5, 0.5])}
+  two = {k: np.float32([v, v]) for k, v in train.items()}
+  assert epochs.epoch_record(1, 8, two, val, 2)["val_loss"] == float(
+      np.mean(np.float64(np.float32([0.1, 0.2]))))
 
 
 def test_the_epoch_record_of_two_seeds_gives_means_and_each_seed():
   train = {"loss": np.array([4.0, 6.0]), "correct": np.array([2.0, 3.0]),
            "count": np.array([4.0, 4.0]), "nonfinite": np.array([0.0, 1.0])}
   val = {"loss": np.array([0.25, 0.75]), "accuracy": np.array([0.5, 1.0])}
-  record = epochs.epoch_record(2, 10, train, val)
+  record = epochs.epoch_record(2, 10, train, val, batch_size=1)
   assert record == {
       "epoch": 2, "step": 10, "nonfinite_steps": 1,
       "train_loss": 1.5, "train_loss_per_seed": [1.0, 2.0],
@@ -196,6 +204,7 @@ def run(job, state, records, until=None, stop=None, compiling=None, sums=None):
 
   def on_epoch(state, sums, record, train, seconds):
     jax.tree.map(np.testing.assert_array_equal, jax.device_get(sums), step_lib.zero_sums(1))
+    assert 0 < seconds < 600  # the epoch's training and evaluation time
     records.append((record, int(state.step), train))
     return record["epoch"] == until
 
@@ -240,6 +249,10 @@ def test_a_stop_mid_epoch_saves_there_and_the_resumed_run_is_the_same_run(job, w
     run(job, adam_state(), records, stop=StopAt(6))
   state, sums = stopped.value.args
   assert int(state.step) == 6 and float(sums["count"]) == 8.0  # 2 of epoch 2's steps
+  with pytest.raises(Interrupted) as again:  # resumed mid-epoch, stopped again one step on
+    run(job, state, records, sums=sums, stop=StopAt(7))
+  state, sums = again.value.args
+  assert int(state.step) == 7 and float(sums["count"]) == 12.0
   resumed = run(job, state, records, sums=sums)
   jax.tree.map(np.testing.assert_array_equal, resumed.params, whole[0].params)
   assert [r for r, _, _ in records] == [r for r, _, _ in whole[1]]
@@ -285,10 +298,23 @@ class HostData:
     pass
 
 
-def test_the_epoch_runs_under_the_configs_transfer_guard(job):
+def test_the_epoch_and_its_evaluation_run_under_the_configs_transfer_guard(job):
   assert job.config.transfer_guard == "disallow"
   with pytest.raises(Exception, match="[Dd]isallowed host-to-device transfer"):
     run(job._replace(batches=HostData(job.batches)), adam_state(), [])
+  on_host = jax.tree.map(np.asarray, job.eval_batches)
+  with pytest.raises(Exception, match="[Dd]isallowed host-to-device transfer"):
+    run(job._replace(eval_batches=on_host), adam_state(), [])
+
+
+def test_an_epoch_of_more_than_100_steps_trains_them_all():
+  images, labels = (np.tile(a, (51,) + (1,) * (a.ndim - 1)) for a in TRAIN[:2])  # 918 images
+  config = smoke_config(batch_size=8, eval_batch_size=8, num_epochs=1)
+  job = epochs.make_job(config, parallel.make_mesh(1), (images, labels), (IMAGES, LABELS))
+  records = []
+  state = run(job, adam_state(), records)
+  assert job.steps_per_epoch == 114 and int(state.step) == 114
+  assert float(records[0][2]["count"]) == 912.0
 
 
 def test_the_jobs_step_skips_a_nonfinite_update_when_asked(job):

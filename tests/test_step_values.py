@@ -11,6 +11,7 @@ import optax
 import pytest
 
 from cnnlab import augment
+from cnnlab.train import epochs
 from cnnlab.train import state as state_lib
 from cnnlab.train import step as step_lib
 
@@ -170,6 +171,9 @@ def test_the_epoch_sums_count_nonfinite_steps_and_keep_their_loss_out():
   assert np.isnan(losses[0]) and float(sums["nonfinite"]) == 1.0
   assert int(sums["first_nonfinite_step"]) == 1 and float(sums["count"]) == 6.0
   close(sums["loss"], 2 * (losses[1] + losses[2]))
+  # the epoch's train loss: the mean over the 4 images of the 2 finite steps (was / 5)
+  record = epochs.epoch_record(1, 4, jax.device_get(sums), {"loss": 0.0, "accuracy": 0.0}, 2)
+  close(record["train_loss"], (losses[1] + losses[2]) / 2)
 
 
 def test_two_stacked_seeds_each_take_their_own_step():

@@ -110,7 +110,8 @@ def run_epochs(job, state, sums, on_epoch, stop=None, on_interrupt=None, compili
     train = jax.device_get(sums)
     elapsed = time.time() - t0
     sums = parallel.put(step_lib.zero_sums(job.num_seeds), job.replicated)
-    record = epoch_record(step // steps_per_epoch + 1, host_step(state), train, val)
+    record = epoch_record(step // steps_per_epoch + 1, host_step(state), train, val,
+                          job.config.batch_size)
     if on_epoch(state, sums, record, train, elapsed):
       break
   return state, sums
@@ -133,10 +134,13 @@ def _train_epoch(job, state, sums, step, stop):
   return state, sums
 
 
-def epoch_record(epoch, step, train, val):
-  """One metrics.jsonl line; with several seeds, means plus a per-seed list of each metric."""
+def epoch_record(epoch, step, train, val, batch_size):
+  """One metrics.jsonl line; with several seeds, means plus a per-seed list of each metric.
+  The train loss is the mean over the images of finite steps (`count` counts images,
+  `nonfinite` steps)."""
+  finite_images = train["count"] - train["nonfinite"] * batch_size
   per_seed = {
-      "train_loss": train["loss"] / np.maximum(train["count"] - train["nonfinite"], 1),
+      "train_loss": train["loss"] / np.maximum(finite_images, 1),
       "train_accuracy": train["correct"] / train["count"],
       "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
   record = {"epoch": epoch, "step": step, "nonfinite_steps": int(np.sum(train["nonfinite"]))}
