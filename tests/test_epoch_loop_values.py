@@ -15,9 +15,10 @@ import pytest
 from cnnlab import parallel
 from cnnlab.train import epochs
 from cnnlab.train import evaluate as evaluate_lib
+from cnnlab.train import state as state_lib
 from cnnlab.train import step as step_lib
 from conftest import smoke_config
-from test_step_values import IMAGES, LABELS, tiny_state
+from test_step_values import IMAGES, LABELS, Tiny, tiny_state
 
 TRAIN = tuple(np.concatenate([a, a[::-1], a[:2]]) for a in (IMAGES, LABELS))
 adam_state = lambda: tiny_state(optax.adam(0.05))
@@ -190,10 +191,15 @@ def test_the_jobs_step_skips_a_nonfinite_update_when_asked(job):
     assert float(sums["nonfinite"]) == 1.0
 
 
-def test_two_seeds_draw_each_its_own_epoch_order():
+def test_two_seeds_draw_each_its_own_epoch_order_and_train_each_its_own_state():
   job = job_of(num_seeds=2)
-  keys = jnp.stack([jax.random.PRNGKey(1), jax.random.PRNGKey(2)])
-  order = job.batches.epoch_order(jnp.array([4, 4]), keys)
+  states = parallel.stack_seeds(lambda key: state_lib.create_train_state(
+      Tiny(), optax.adam(0.05), key, (2, 2, 1)), [1, 2])
+  order = job.batches.epoch_order(jnp.array([4, 4]), states.rng)
   assert job.num_seeds == 2 and order.shape == (2, 18)
   for i in range(2):
-    np.testing.assert_array_equal(order[i], step_lib.epoch_permutation(keys[i], 1, 18))
+    np.testing.assert_array_equal(order[i], step_lib.epoch_permutation(states.rng[i], 1, 18))
+  data = next(job.batches.epoch(states, 0))
+  after, sums = job.train_batch(states, step_lib.zero_sums(2), *data)
+  assert after.step.tolist() == [1, 1] and sums["count"].tolist() == [4.0, 4.0]
+  assert sums["loss"][0] != sums["loss"][1]  # each seed its own weights and batch

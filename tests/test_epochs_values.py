@@ -31,6 +31,8 @@ def test_the_epoch_record_divides_the_loss_by_the_images_of_finite_steps_only():
       "train_accuracy": 0.75, "val_loss": 0.5, "val_accuracy": 0.75}
   one_finite = dict(train, loss=np.float32(3.0), nonfinite=np.float32(3.0))
   assert epochs.epoch_record(3, 24, one_finite, VAL, batch_size=2)["train_loss"] == 1.5
+  one_image = dict(train, loss=np.float32(3.0), nonfinite=np.float32(7.0))  # 8 steps of 1
+  assert epochs.epoch_record(3, 24, one_image, VAL, batch_size=1)["train_loss"] == 3.0
   none_finite = dict(train, loss=np.float32(0.0), nonfinite=np.float32(4.0))
   assert epochs.epoch_record(1, 8, none_finite, VAL, 2)["train_loss"] == 0.0  # not 0 / 0
   # one seed's mean of float32 values is taken in float64, as the per-seed lists are
