@@ -94,9 +94,9 @@ def folder_run(shapes_dir, tmp_path_factory):
 @pytest.mark.slow
 def test_folder_dataset_trains_to_the_stated_accuracy(folder_run):
   """600 drawn shapes (384 train, 96 validation, 120 test), 10 epochs: 69 of the 120 test
-  images right on the 2-core AVX2 VM that built this, 70 on an AVX-512 EPYC (bit-identical on
-  one machine; XLA:CPU compiles for the CPU it finds, and 10 epochs carry the last bits into
-  a decision or two): abs 2 images."""
+  images right on the 2-core VM that built this, 70 on a 2-core EPYC with AVX-512
+  (bit-identical on one machine; XLA:CPU compiles for the CPU it finds, and 10 epochs carry
+  the last bits into a decision or two): abs 2 images."""
   results = folder_run[1]
   assert results["epochs"] == 10 and results["best_epoch"] == 9
   assert results["test_accuracy"] == pytest.approx(69 / 120, abs=2 / 120 + 1e-6)

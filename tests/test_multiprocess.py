@@ -91,8 +91,8 @@ def test_distributed_run_equals_one_process_on_four_devices(two_processes, tmp_p
   # across processes vs XLA's in-process sum): float32 rounding of another summation order.
   # After the first epoch's 16 steps that is all (measured 1.3e-7 relative, the same counts);
   # a wrong batch, key or shard would be off by ~1e-2 there. Adam then amplifies it by CPU:
-  # after 48 steps 1e-7 on the AVX2 VM that built this; on an AVX-512 EPYC ~50x per epoch, to
-  # 7.8e-5 (train loss), 6.7e-4 (val), 1.1e-3 (test), with 1-2 of 256 predictions flipped.
+  # after 48 steps 1e-7 on the VM that built this; on a 2-core EPYC with AVX-512 ~50x an
+  # epoch, to 7.8e-5 (train loss), 6.7e-4 (val), 1.1e-3 (test), 1-2 of 256 predictions flipped.
   for key in ("train_loss", "val_loss"):
     np.testing.assert_allclose(two[0][key], one[0][key], rtol=1e-5)
     np.testing.assert_allclose([r[key] for r in two[1:]], [r[key] for r in one[1:]], rtol=5e-3)

@@ -49,8 +49,9 @@ def test_where_vmapped_seeds_differ_from_single_runs(name):
   """The source of the tolerance above, step by step: vmap batches every matmul (and turns the
   convolutions into grouped ones), and XLA rounds those in another order. Dense layers alone
   already show it (fashion_dnn), so it is rounding, not a different computation: after 3 Adam
-  steps the parameters agree to 1e-5 (measured at most 3.5e-7 and 9.1e-7 on the AVX2 VM that
-  built this, 1.7e-6 on an AVX-512 EPYC) while they moved by ~1e-3. Later steps amplify such last-bit differences (Adam divides by sqrt(v))."""
+  steps the parameters agree to 1e-5 (measured at most 3.5e-7 and 9.1e-7 on the VM that
+  built this, 1.7e-6 on a 2-core EPYC with AVX-512) while they moved by ~1e-3. Later steps
+  amplify such last-bit differences (Adam divides by sqrt(v))."""
   from cnnlab import data
   from cnnlab.train import state as state_lib
   from cnnlab.train import step as step_lib
