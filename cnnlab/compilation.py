@@ -25,9 +25,10 @@ def compile_options():
   """
   if jax.default_backend() != "cpu":
     return None
+  options = {"xla_backend_optimization_level": 1}
   if jax.__version_info__ < STALE_WEIGHTS_BELOW:
-    return {"xla_backend_optimization_level": 1, "xla_cpu_use_xnnpack": False}
-  return {"xla_backend_optimization_level": 1}
+    options["xla_cpu_use_xnnpack"] = False
+  return options
 
 
 def use_persistent_cache():

@@ -125,7 +125,6 @@ def test_unknown_field_names_it_and_points_to_config():
                     "--config=experiments/smoke.py` lists every field")
 
 
-
 def test_a_field_under_a_value_names_the_value_and_the_fix():
   """`--config.input.mode=stream` (config.input is a string): ml_collections says only "string
   indices must be integers", and without --config it raised while the command was imported."""
@@ -139,6 +138,7 @@ def test_a_field_under_a_value_names_the_value_and_the_fix():
   assert deeper == ("cnnlab: error: config.optimizer.learning_rate is a value (0.001), not a "
                     "group of fields, so --config.optimizer.learning_rate.x names nothing; set "
                     "--config.optimizer.learning_rate=VALUE")
+
 
 # --- item 4: TensorBoard ------------------------------------------------------------------
 

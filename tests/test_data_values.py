@@ -6,11 +6,9 @@ Fake data, said so: tiny IDX files whose image i is filled with the value i (so 
 says which one it is), and a folder of 4x4 grey PNGs (2 classes) whose pixels say the same.
 """
 
-import gzip
 import hashlib
 import json
 import os
-import struct
 
 import ml_collections
 import numpy as np
@@ -20,14 +18,13 @@ from PIL import Image
 from cnnlab import data
 from cnnlab.errors import UserError
 from cnnlab.input import arrays, cache, splits
+from test_data import _write_idx
 
 N_TRAIN, N_TEST = 20, 10
 
 
 def _idx(path, magic, array):
-  with gzip.open(path, "wb") as f:
-    f.write(struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
-            + array.tobytes())
+  _write_idx(path, magic, array.shape, array.tobytes())
 
 
 @pytest.fixture

@@ -76,9 +76,8 @@ def through_a_value(args):
     config = runpy.run_path(path)["get_config"](*([arg] if arg else []))
   except Exception:  # an unloadable config file has its own error; keep the original one
     return None
-  for flag in args:
-    parts = flag[len("--config."):].partition("=")[0].split(".")
-    node = config if flag.startswith("--config.") else None
+  for flag in (a for a in args if a.startswith("--config.")):
+    parts, node = flag[len("--config."):].partition("=")[0].split("."), config
     for i, part in enumerate(parts[:-1]):
       if not isinstance(node, ConfigDict) or part not in node:
         break
